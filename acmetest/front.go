@@ -1,0 +1,355 @@
+package acmetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/letsencrypt/pebble/v2/acme"
+	"github.com/letsencrypt/pebble/v2/db"
+)
+
+// Paths of Pebble's ACME endpoints (its directory lists them).
+const (
+	noncePath       = "/nonce-plz"
+	newAccountPath  = "/sign-me-up"
+	newOrderPath    = "/order-plz"
+	challengePath   = "/chalZ/"
+	finalizePath    = "/finalize-order/"
+	renewalInfoPath = "/draft-ietf-acme-ari-03/renewalInfo/"
+)
+
+// How long the front waits for the CA's asynchronous work (a challenge
+// validation, the signing of a certificate) before answering anyway.
+const asyncWait = 10 * time.Second
+
+// front is the HTTP handler in front of Pebble. It injects the faults of a
+// Server, keeps its counters, makes profile-less orders deterministic, and
+// answers a challenge or finalization request only once the CA has done the
+// work it started, so that clients never sleep while polling.
+type front struct {
+	pebble   http.Handler
+	store    *db.MemoryStore
+	profiles []string      // sorted profile names
+	stop     chan struct{} // closed when the Server closes
+
+	mu          sync.Mutex
+	nonceReject float64
+	orderFault  fault
+	ariFault    fault
+	ariRetry    map[string]time.Duration // Retry-After by certificate serial (decimal)
+	accounts    int
+	orders      []Order
+}
+
+// fault is a problem to answer to the next n requests of one kind.
+type fault struct {
+	n int
+	p Problem
+}
+
+// take consumes one occurrence of f. The caller holds the front's lock.
+func (f *fault) take() (Problem, bool) {
+	if f.n <= 0 {
+		return Problem{}, false
+	}
+	f.n--
+	return f.p, true
+}
+
+// ServeHTTP reads the body of a POST, may reject its nonce, and routes the
+// requests the front takes part in; Pebble answers the others directly.
+func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			Problem{Type: "malformed", Detail: "reading request body: " + err.Error()}.write(w, "")
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if f.rejectNonce() {
+			Problem{
+				Type:   "badNonce",
+				Detail: "JWS has an invalid anti-replay nonce (rejected on purpose by acmetest)",
+			}.write(w, f.freshNonce())
+			return
+		}
+		switch {
+		case r.URL.Path == newOrderPath:
+			f.newOrder(w, r, body)
+			return
+		case r.URL.Path == newAccountPath:
+			f.newAccount(w, r)
+			return
+		case strings.HasPrefix(r.URL.Path, challengePath):
+			f.challenge(w, r)
+			return
+		case strings.HasPrefix(r.URL.Path, finalizePath):
+			f.finalize(w, r)
+			return
+		}
+	}
+	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, renewalInfoPath) {
+		f.renewalInfo(w, r)
+		return
+	}
+	f.pebble.ServeHTTP(w, r)
+}
+
+// rejectNonce draws whether to reject the current request's nonce.
+func (f *front) rejectNonce() bool {
+	f.mu.Lock()
+	p := f.nonceReject
+	f.mu.Unlock()
+	return p > 0 && rand.Float64() < p
+}
+
+// freshNonce asks Pebble for a nonce that its next request can use.
+func (f *front) freshNonce() string {
+	req, err := http.NewRequest(http.MethodHead, noncePath, nil)
+	if err != nil {
+		return ""
+	}
+	req.Header.Set("User-Agent", "acmetest")
+	rec := httptest.NewRecorder()
+	f.pebble.ServeHTTP(rec, req)
+	return rec.Header().Get("Replay-Nonce")
+}
+
+// newOrder records a new-order request, then answers an injected fault,
+// rejects a profile-less order when the CA has several profiles, or lets
+// Pebble create the order.
+func (f *front) newOrder(w http.ResponseWriter, r *http.Request, body []byte) {
+	var payload struct {
+		Identifiers []struct {
+			Type  string `json:"type"`
+			Value string `json:"value"`
+		} `json:"identifiers"`
+		Profile  string `json:"profile"`
+		Replaces string `json:"replaces"`
+	}
+	if err := decodeJWSPayload(body, &payload); err != nil {
+		// Pebble answers malformed requests itself.
+		f.pebble.ServeHTTP(w, r)
+		return
+	}
+	rec := Order{Profile: payload.Profile, Replaces: payload.Replaces}
+	for _, id := range payload.Identifiers {
+		rec.Names = append(rec.Names, id.Value)
+	}
+	slices.Sort(rec.Names)
+
+	f.mu.Lock()
+	p, failed := f.orderFault.take()
+	f.mu.Unlock()
+	if !failed && payload.Profile == "" && len(f.profiles) > 1 {
+		p, failed = Problem{
+			Type: "malformed",
+			Detail: fmt.Sprintf("acmetest: the order names no profile and this CA has several: %s; name one",
+				quoteAll(f.profiles)),
+		}, true
+	}
+	if failed {
+		rec.Problem = p.typeURN()
+		f.record(rec)
+		p.write(w, f.freshNonce())
+		return
+	}
+
+	resp := httptest.NewRecorder()
+	f.pebble.ServeHTTP(resp, r)
+	if resp.Code != http.StatusCreated {
+		var prob struct {
+			Type string `json:"type"`
+		}
+		_ = json.Unmarshal(resp.Body.Bytes(), &prob)
+		rec.Problem = prob.Type
+		if rec.Problem == "" {
+			rec.Problem = "HTTP " + strconv.Itoa(resp.Code)
+		}
+	}
+	f.record(rec)
+	copyResponse(w, resp)
+}
+
+func (f *front) record(o Order) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.orders = append(f.orders, o)
+}
+
+// newAccount counts the accounts Pebble creates.
+func (f *front) newAccount(w http.ResponseWriter, r *http.Request) {
+	resp := httptest.NewRecorder()
+	f.pebble.ServeHTTP(resp, r)
+	if resp.Code == http.StatusCreated {
+		f.mu.Lock()
+		f.accounts++
+		f.mu.Unlock()
+	}
+	copyResponse(w, resp)
+}
+
+// challenge answers a challenge request once the validation it started is
+// over, with the challenge's final status in the body: lego then goes on at
+// once (valid) or reports the error (invalid) instead of polling the
+// authorization with a back-off of several seconds.
+func (f *front) challenge(w http.ResponseWriter, r *http.Request) {
+	resp := httptest.NewRecorder()
+	f.pebble.ServeHTTP(resp, r)
+	if resp.Code == http.StatusOK {
+		if chal := f.store.GetChallengeByID(strings.TrimPrefix(r.URL.Path, challengePath)); chal != nil {
+			done := f.waitUntil(r.Context(), func() bool {
+				chal.RLock()
+				defer chal.RUnlock()
+				return chal.Status != acme.StatusProcessing
+			})
+			if done {
+				chal.RLock()
+				body, err := json.Marshal(chal.Challenge)
+				chal.RUnlock()
+				if err == nil {
+					resp.Body = bytes.NewBuffer(body)
+				}
+			}
+		}
+	}
+	copyResponse(w, resp)
+}
+
+// finalize answers a finalization request once the certificate is signed
+// and stored, so that the client's first look at the order finds it valid.
+func (f *front) finalize(w http.ResponseWriter, r *http.Request) {
+	resp := httptest.NewRecorder()
+	f.pebble.ServeHTTP(resp, r)
+	if resp.Code == http.StatusOK {
+		id := strings.TrimPrefix(r.URL.Path, finalizePath)
+		f.waitUntil(r.Context(), func() bool {
+			order := f.store.GetOrderByID(id)
+			if order == nil {
+				return true
+			}
+			order.RLock()
+			cert := order.CertificateObject
+			order.RUnlock()
+			if cert == nil {
+				return false
+			}
+			// Pebble indexes the order by serial right after signing; a
+			// renewal naming this certificate in "replaces" needs it.
+			_, err := f.store.GetOrderByIssuedSerial(cert.ID)
+			return err == nil
+		})
+	}
+	copyResponse(w, resp)
+}
+
+// renewalInfo answers an injected fault or lets Pebble answer, with the
+// Retry-After chosen by SetRenewalWindow.
+func (f *front) renewalInfo(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	p, failed := f.ariFault.take()
+	f.mu.Unlock()
+	if failed {
+		p.write(w, "")
+		return
+	}
+	resp := httptest.NewRecorder()
+	f.pebble.ServeHTTP(resp, r)
+	if resp.Code == http.StatusOK {
+		if serial, ok := ariSerial(strings.TrimPrefix(r.URL.Path, renewalInfoPath)); ok {
+			f.mu.Lock()
+			d, set := f.ariRetry[serial.String()]
+			f.mu.Unlock()
+			if set {
+				resp.Header().Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
+			}
+		}
+	}
+	copyResponse(w, resp)
+}
+
+// waitUntil polls cond until it holds, the request ends, the Server
+// closes, or asyncWait passes. It reports whether cond held.
+func (f *front) waitUntil(ctx context.Context, cond func() bool) bool {
+	deadline := time.NewTimer(asyncWait)
+	defer deadline.Stop()
+	pause := 500 * time.Microsecond
+	for {
+		if cond() {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-f.stop:
+			return false
+		case <-deadline.C:
+			return false
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 10*time.Millisecond)
+	}
+}
+
+// ariSerial returns the serial number in an ARI certificate ID
+// ("<authority key id>.<serial>", both base64url).
+func ariSerial(certID string) (*big.Int, bool) {
+	_, enc, ok := strings.Cut(certID, ".")
+	if !ok {
+		return nil, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil || len(b) == 0 {
+		return nil, false
+	}
+	return new(big.Int).SetBytes(b), true
+}
+
+// decodeJWSPayload decodes the payload of a JWS in flattened JSON
+// serialization into v, without checking the signature (Pebble does).
+func decodeJWSPayload(jws []byte, v any) error {
+	var msg struct {
+		Payload string `json:"payload"`
+	}
+	if err := json.Unmarshal(jws, &msg); err != nil {
+		return err
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(msg.Payload)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(payload, v)
+}
+
+// copyResponse sends a recorded response.
+func copyResponse(w http.ResponseWriter, resp *httptest.ResponseRecorder) {
+	h := w.Header()
+	for k, v := range resp.Header() {
+		h[k] = v
+	}
+	h.Del("Content-Length")
+	w.WriteHeader(resp.Code)
+	_, _ = w.Write(resp.Body.Bytes())
+}
+
+// quoteAll returns names quoted and separated by commas.
+func quoteAll(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
+}

@@ -1,0 +1,571 @@
+package autocert
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// LoadConfig reads a configuration file, YAML or JSON, and validates it
+// (see ParseConfig). Every error names the file, and the line when known:
+// "autocert.yaml:12: extra[1].domains[0]: invalid domain ...".
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading autocert config: %w", err)
+	}
+	return parseConfig(data, path, os.LookupEnv)
+}
+
+// ParseConfig reads a configuration, YAML or JSON, and validates it with
+// Config.Validate.
+//
+// The keys are those of Config (snake_case), either at the top level or
+// under an "autocert" key, in which case the rest of the document is
+// ignored (it may be the configuration of the application embedding
+// autocert).
+//
+// In values, ${VAR} is replaced by the environment variable VAR, and
+// ${VAR:-default} by default when VAR is unset or empty (${VAR-default}:
+// only when unset); "$${" stands for a literal "${". A variable that is
+// unset and has no default is an error naming it (wrapping
+// ErrUnsetVariable). Substitution happens after parsing, so a value may
+// hold any character without breaking the document.
+//
+// Unknown keys, duplicate keys and values of the wrong type are errors,
+// reported with their line and key; every error wraps ErrInvalidConfig,
+// and all are reported at once.
+func ParseConfig(data []byte) (*Config, error) {
+	return parseConfig(data, "", os.LookupEnv)
+}
+
+func parseConfig(data []byte, file string, lookup func(string) (string, bool)) (*Config, error) {
+	d := &configDecoder{file: file, lookup: lookup, lines: make(map[string]int)}
+	block := d.findBlock(data)
+	if block == nil {
+		return nil, d.err()
+	}
+	d.expand(block, "", make(map[*yaml.Node]bool))
+	cfg := new(Config)
+	d.decodeStruct(block, reflect.ValueOf(cfg).Elem(), "")
+	if err := d.err(); err != nil {
+		return nil, err
+	}
+	problems := cfg.validate()
+	for _, p := range problems {
+		p.File, p.Line = file, d.lineOf(p.Path)
+	}
+	sortByLine(problems)
+	if err := joinFieldErrors(problems); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// configDecoder turns the YAML node tree of a configuration into a Config,
+// recording the line of every key for the messages of Validate.
+type configDecoder struct {
+	file     string
+	lookup   func(string) (string, bool)
+	lines    map[string]int // key path -> line
+	problems []*FieldError
+}
+
+func (d *configDecoder) add(line int, path string, cause error, format string, args ...any) {
+	d.problems = append(d.problems, &FieldError{
+		File: d.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...), Err: cause,
+	})
+}
+
+func (d *configDecoder) err() error {
+	sortByLine(d.problems)
+	return joinFieldErrors(d.problems)
+}
+
+// sortByLine orders problems as a reader meets them in the file; those
+// without a line (a missing key) come first.
+func sortByLine(problems []*FieldError) {
+	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
+}
+
+// lineOf returns the line of path, or of its nearest enclosing key.
+func (d *configDecoder) lineOf(path string) int {
+	for path != "" {
+		if line, ok := d.lines[path]; ok {
+			return line
+		}
+		if strings.HasSuffix(path, "]") {
+			path = path[:strings.LastIndexByte(path, '[')]
+		} else if i := strings.LastIndexByte(path, '.'); i >= 0 {
+			path = path[:i]
+		} else {
+			path = ""
+		}
+	}
+	return 0
+}
+
+// findBlock parses the document and returns the mapping that holds the
+// configuration, or nil after recording why there is none.
+func (d *configDecoder) findBlock(data []byte) *yaml.Node {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) > 0 && t[0] == '{' {
+		// JSON: a tab can only be white space outside strings (JSON strings
+		// escape it), but YAML refuses tabs in some places.
+		data = bytes.ReplaceAll(data, []byte("\t"), []byte(" "))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			d.add(0, "", nil, "the configuration is empty")
+		} else {
+			d.syntaxError(data, err)
+		}
+		return nil
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == nil:
+		d.add(next.Line, "", nil, "a second YAML document (after ---) is not supported: keep the configuration in one document")
+		return nil
+	case !errors.Is(err, io.EOF):
+		d.syntaxError(data, err)
+		return nil
+	}
+	root := resolveAlias(doc.Content[0])
+	if isNull(root) {
+		d.add(root.Line, "", nil, "the configuration is empty")
+		return nil
+	}
+	if root.Kind != yaml.MappingNode {
+		d.add(root.Line, "", nil, "expected a mapping of autocert keys (at the top level or under autocert:), got %s", describe(root))
+		return nil
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if k := root.Content[i]; k.Kind == yaml.ScalarNode && k.Value == "autocert" {
+			block := resolveAlias(root.Content[i+1])
+			if isNull(block) {
+				d.add(k.Line, "autocert", nil, "the block is empty")
+				return nil
+			}
+			if block.Kind != yaml.MappingNode {
+				d.add(block.Line, "autocert", nil, "expected a mapping of autocert keys, got %s", describe(block))
+				return nil
+			}
+			return block
+		}
+	}
+	return root
+}
+
+// yamlLine matches the position yaml puts at the start of a syntax error.
+var yamlLine = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
+
+// syntaxError records a parse error with its line and a hint for the
+// usual mistakes.
+func (d *configDecoder) syntaxError(data []byte, err error) {
+	msg, line := err.Error(), 0
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		msg = m[2]
+		line, _ = strconv.Atoi(m[1])
+		if m[1] == "" {
+			// The parser leaves out the line when it is the first one.
+			line = retryLine(data)
+		}
+	}
+	hint := ""
+	switch {
+	case line > 0 && tabIndented(data, line):
+		hint = "indent with spaces, not tabs"
+	case strings.Contains(msg, "did not find expected alphabetic or numeric character"),
+		strings.HasPrefix(msg, "unknown anchor"):
+		hint = `a value starting with "*" is an alias in YAML: quote wildcard domains, as in "*.example.com"`
+		if line == 0 {
+			line = lineWithPrefix(data, "*")
+		}
+	case strings.Contains(msg, "mapping values are not allowed"):
+		hint = `check the indentation, and quote values that contain ": "`
+	case strings.Contains(msg, "did not find expected key"):
+		hint = "check the indentation of the keys of this block"
+	case strings.Contains(msg, "found character that cannot start any token"):
+		hint = "quote values that start with @, ` or %, and indent with spaces"
+	case strings.Contains(msg, "tab character"):
+		hint = "indent with spaces, not tabs"
+	}
+	if hint != "" {
+		msg += " (" + hint + ")"
+	}
+	d.add(line, "", nil, "syntax error: %s", msg)
+}
+
+// tabIndented reports whether the indentation of a line holds a tab.
+func tabIndented(data []byte, line int) bool {
+	lines := bytes.Split(data, []byte("\n"))
+	if line > len(lines) {
+		return false
+	}
+	l := lines[line-1]
+	indent := l[:len(l)-len(bytes.TrimLeft(l, " \t-"))]
+	return bytes.IndexByte(indent, '\t') >= 0
+}
+
+// retryLine finds the line of a syntax error that yaml reported without
+// one: parsed again one line lower, the error has a line number.
+func retryLine(data []byte) int {
+	var n yaml.Node
+	err := yaml.Unmarshal(append([]byte("\n"), data...), &n)
+	if err == nil {
+		return 0
+	}
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil && m[1] != "" {
+		if line, _ := strconv.Atoi(m[1]); line > 1 {
+			return line - 1
+		}
+	}
+	return 0
+}
+
+// lineWithPrefix returns the first line whose value (after "- " or
+// "key: ") starts with prefix, or 0.
+func lineWithPrefix(data []byte, prefix string) int {
+	for i, l := range strings.Split(string(data), "\n") {
+		l = strings.TrimSpace(l)
+		if _, v, ok := strings.Cut(l, ": "); ok {
+			l = strings.TrimSpace(v)
+		}
+		l = strings.TrimSpace(strings.TrimLeft(l, "-[ "))
+		if strings.HasPrefix(l, prefix) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// expand replaces environment variable references in every scalar value
+// (not in keys) under n. seen keeps a node shared through aliases from
+// being expanded twice.
+func (d *configDecoder) expand(n *yaml.Node, path string, seen map[*yaml.Node]bool) {
+	if n == nil || seen[n] {
+		return
+	}
+	seen[n] = true
+	switch n.Kind {
+	case yaml.AliasNode:
+		d.expand(n.Alias, path, seen)
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			d.expand(n.Content[i+1], joinPath(path, n.Content[i].Value), seen)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			d.expand(c, fmt.Sprintf("%s[%d]", path, i), seen)
+		}
+	case yaml.ScalarNode:
+		val, unset, err := expandVars(n.Value, d.lookup)
+		if err != nil {
+			d.add(n.Line, path, nil, "%v", err)
+			return
+		}
+		for _, name := range unset {
+			d.add(n.Line, path, ErrUnsetVariable,
+				"environment variable %s is not set (write ${%s:-default} to give a default)", name, name)
+		}
+		if len(unset) == 0 && val != n.Value {
+			n.Value = val
+			if n.Style == 0 {
+				n.Tag = "" // plain: let the new value decide its type
+			}
+		}
+	}
+}
+
+// expandVars replaces ${NAME}, ${NAME:-default} and ${NAME-default} in s,
+// and "$${" by "${". It returns the names of the variables that are unset
+// without a default. Errors quote no default (it may be a secret).
+func expandVars(s string, lookup func(string) (string, bool)) (string, []string, error) {
+	if !strings.Contains(s, "${") {
+		return s, nil, nil
+	}
+	var b strings.Builder
+	var unset []string
+	for i := 0; i < len(s); {
+		switch {
+		case strings.HasPrefix(s[i:], "$${"):
+			b.WriteString("${")
+			i += 3
+			continue
+		case !strings.HasPrefix(s[i:], "${"):
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		end := strings.IndexByte(s[i+2:], '}')
+		if end < 0 {
+			return "", nil, errors.New(`unterminated "${" (write "$${" for a literal "${")`)
+		}
+		expr := s[i+2 : i+2+end]
+		i += 2 + end + 1
+		n := 0
+		for n < len(expr) && (expr[n] == '_' || expr[n] >= 'A' && expr[n] <= 'Z' || expr[n] >= 'a' && expr[n] <= 'z' || n > 0 && expr[n] >= '0' && expr[n] <= '9') {
+			n++
+		}
+		name, rest := expr[:n], expr[n:]
+		if name == "" {
+			return "", nil, errors.New(`"${" must be followed by a variable name (letters, digits, _) and "}" (write "$${" for a literal "${")`)
+		}
+		val, ok := lookup(name)
+		switch {
+		case rest == "":
+			if !ok {
+				unset = append(unset, name)
+			}
+		case strings.HasPrefix(rest, ":-"):
+			if !ok || val == "" {
+				val = rest[2:]
+			}
+		case strings.HasPrefix(rest, "-"):
+			if !ok {
+				val = rest[1:]
+			}
+		default:
+			return "", nil, fmt.Errorf("unsupported reference to %s: write ${%s} or ${%s:-default}", name, name, name)
+		}
+		b.WriteString(val)
+	}
+	return b.String(), unset, nil
+}
+
+// decodeStruct decodes a mapping into the struct v, whose fields are
+// named by their yaml tags.
+func (d *configDecoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	n = resolveAlias(n)
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.add(n.Line, path, nil, "expected a mapping of keys, got %s", describe(n))
+		return
+	}
+	fields, names := yamlFields(v.Type())
+	for _, p := range d.pairs(n, path) {
+		name := p.key.Value
+		fp := joinPath(path, name)
+		i, ok := fields[name]
+		if !ok {
+			if s := suggest(name, names); s != "" {
+				d.add(p.key.Line, fp, nil, "unknown key (did you mean %s?)", s)
+			} else {
+				d.add(p.key.Line, fp, nil, "unknown key (known keys: %s)", strings.Join(names, ", "))
+			}
+			continue
+		}
+		d.lines[fp] = p.key.Line
+		d.decodeValue(p.value, v.Field(i), fp)
+	}
+}
+
+// decodeValue decodes n into v. Its messages never quote a value.
+func (d *configDecoder) decodeValue(n *yaml.Node, v reflect.Value, path string) {
+	n = resolveAlias(n)
+	if isNull(n) {
+		return // unset
+	}
+	t := v.Type()
+	switch {
+	case t.Kind() == reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			d.add(n.Line, path, nil, "expected a string, got %s", describe(n))
+			return
+		}
+		v.SetString(n.Value)
+
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
+		if n.Kind != yaml.SequenceNode {
+			d.add(n.Line, path, nil, `expected a list of strings, got %s (write one "- value" line per entry, or [a, b])`, describe(n))
+			return
+		}
+		s := reflect.MakeSlice(t, 0, len(n.Content))
+		for i, item := range n.Content {
+			ip := fmt.Sprintf("%s[%d]", path, i)
+			item = resolveAlias(item)
+			d.lines[ip] = item.Line
+			if item.Kind != yaml.ScalarNode || isNull(item) {
+				d.add(item.Line, ip, nil, "expected a string, got %s", describe(item))
+				continue
+			}
+			s = reflect.Append(s, reflect.ValueOf(item.Value).Convert(t.Elem()))
+		}
+		v.Set(s)
+
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
+		if n.Kind != yaml.SequenceNode {
+			d.add(n.Line, path, nil, `expected a list, got %s (start each entry with "- ")`, describe(n))
+			return
+		}
+		s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
+		for i, item := range n.Content {
+			ip := fmt.Sprintf("%s[%d]", path, i)
+			d.lines[ip] = resolveAlias(item).Line
+			if isNull(resolveAlias(item)) {
+				d.add(item.Line, ip, nil, "expected a mapping of keys, got %s", describe(item))
+				continue
+			}
+			d.decodeStruct(item, s.Index(i), ip)
+		}
+		v.Set(s)
+
+	case t.Kind() == reflect.Map && t.Key().Kind() == reflect.String && t.Elem().Kind() == reflect.String:
+		if n.Kind != yaml.MappingNode {
+			d.add(n.Line, path, nil, "expected a mapping of names to values, got %s", describe(n))
+			return
+		}
+		m := reflect.MakeMapWithSize(t, len(n.Content)/2)
+		for _, p := range d.pairs(n, path) {
+			kp := joinPath(path, p.key.Value)
+			d.lines[kp] = p.key.Line
+			val := resolveAlias(p.value)
+			if val.Kind != yaml.ScalarNode {
+				d.add(val.Line, kp, nil, "expected a string, got %s", describe(val))
+				continue
+			}
+			s := val.Value
+			if isNull(val) {
+				s = ""
+			}
+			m.SetMapIndex(reflect.ValueOf(p.key.Value).Convert(t.Key()), reflect.ValueOf(s).Convert(t.Elem()))
+		}
+		v.Set(m)
+
+	default:
+		if err := n.Decode(v.Addr().Interface()); err != nil {
+			d.add(n.Line, path, nil, "expected %s, got %s", kindName(t), describe(n))
+		}
+	}
+}
+
+// kindName describes a Go type in a user's terms.
+func kindName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "a value of type " + t.String()
+}
+
+// keyValue is one entry of a mapping.
+type keyValue struct{ key, value *yaml.Node }
+
+// pairs returns the entries of a mapping, with YAML merge keys ("<<")
+// applied; a duplicate key is an error.
+func (d *configDecoder) pairs(n *yaml.Node, path string) []keyValue {
+	var out []keyValue
+	var merges []*yaml.Node
+	first := make(map[string]int)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			d.add(k.Line, path, nil, "a key must be a plain name, got %s", describe(k))
+			continue
+		}
+		if k.Tag == "!!merge" {
+			merges = append(merges, v)
+			continue
+		}
+		if line, dup := first[k.Value]; dup {
+			d.add(k.Line, joinPath(path, k.Value), nil, "duplicate key (first at line %d)", line)
+			continue
+		}
+		first[k.Value] = k.Line
+		out = append(out, keyValue{k, v})
+	}
+	for _, m := range merges {
+		m = resolveAlias(m)
+		sources := []*yaml.Node{m}
+		if m.Kind == yaml.SequenceNode {
+			sources = m.Content
+		}
+		for _, src := range sources {
+			src = resolveAlias(src)
+			if src.Kind != yaml.MappingNode {
+				d.add(src.Line, path, nil, "a merge key (<<) needs a mapping, got %s", describe(src))
+				continue
+			}
+			for _, p := range d.pairs(src, path) {
+				if _, set := first[p.key.Value]; !set {
+					first[p.key.Value] = p.key.Line
+					out = append(out, p)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// yamlFields maps the yaml names of a struct's fields to their index, and
+// lists the names in field order.
+func yamlFields(t reflect.Type) (map[string]int, []string) {
+	fields := make(map[string]int, t.NumField())
+	var names []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		fields[name] = i
+		names = append(names, name)
+	}
+	return fields, names
+}
+
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n == nil || n.Kind == 0 || n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+// describe names the kind of a node for messages, without its value.
+func describe(n *yaml.Node) string {
+	switch {
+	case isNull(n):
+		return "nothing"
+	case n.Kind == yaml.MappingNode:
+		return "a mapping"
+	case n.Kind == yaml.SequenceNode:
+		return "a list"
+	}
+	return "a single value"
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}

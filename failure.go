@@ -1,0 +1,145 @@
+package autocert
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// startupCooldown is how long after a failure an obtain at start-up is
+// refused, so a crash or restart loop cannot hammer the CA.
+const startupCooldown = 15 * time.Second
+
+// failureRecord is the persisted last failure of one certificate.
+//
+// Its file starts with the RFC 3339 time of the last failure on a line of
+// its own, as the seed writes it (a file holding only that line loads);
+// "key: value" lines follow.
+type failureRecord struct {
+	Time     time.Time // when the last attempt failed (or started, if it never ended)
+	Attempts int       // consecutive failures, 1 or more
+	RetryAt  time.Time // not before this time, unless forced; zero when unknown
+	Message  string    // the error, on one line
+}
+
+// failureKey is the storage key of the failure record of a certificate:
+// <dir of cert_path>/.last_failure-<hex of sha256(cert_path|key_path)[:6]>.
+func failureKey(certPath, keyPath string) string {
+	sum := sha256.Sum256([]byte(certPath + "|" + keyPath))
+	return filepath.Join(filepath.Dir(certPath), ".last_failure-"+hex.EncodeToString(sum[:6]))
+}
+
+func (r failureRecord) marshal() []byte {
+	var b bytes.Buffer
+	b.WriteString(r.Time.UTC().Format(time.RFC3339))
+	b.WriteByte('\n')
+	fmt.Fprintf(&b, "attempts: %d\n", r.Attempts)
+	if !r.RetryAt.IsZero() {
+		fmt.Fprintf(&b, "retry_at: %s\n", r.RetryAt.UTC().Format(time.RFC3339))
+	}
+	if r.Message != "" {
+		fmt.Fprintf(&b, "error: %s\n", oneLine(r.Message))
+	}
+	return b.Bytes()
+}
+
+func parseFailureRecord(data []byte) (failureRecord, error) {
+	var r failureRecord
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	if !sc.Scan() {
+		return r, errors.New("empty failure record")
+	}
+	t, err := time.Parse(time.RFC3339, strings.TrimSpace(sc.Text()))
+	if err != nil {
+		return r, fmt.Errorf("failure record: first line is not an RFC 3339 time: %w", err)
+	}
+	r.Time, r.Attempts = t, 1
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch strings.TrimSpace(k) {
+		case "attempts":
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				r.Attempts = n
+			}
+		case "retry_at":
+			if t, err := time.Parse(time.RFC3339, v); err == nil {
+				r.RetryAt = t
+			}
+		case "error":
+			r.Message = v
+		}
+	}
+	return r, nil
+}
+
+// loadFailure reads the failure record of p's certificate; ok is false
+// when there is none (or it does not parse, which is logged).
+func (p *Provider) loadFailure(ctx context.Context) (r failureRecord, ok bool) {
+	data, err := p.storage.Load(ctx, p.failureKey)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			p.logger.Warn().Err(err).Str("file", p.failureKey).Msg("cannot read last-failure record")
+		}
+		return r, false
+	}
+	r, err = parseFailureRecord(data)
+	if err != nil {
+		p.logger.Warn().Err(err).Str("file", p.failureKey).Msg("ignoring unreadable last-failure record")
+		return r, false
+	}
+	return r, true
+}
+
+func (p *Provider) storeFailure(ctx context.Context, r failureRecord) {
+	if err := p.storage.Store(ctx, Entry{Key: p.failureKey, Value: r.marshal()}); err != nil {
+		p.logger.Error().Err(err).Str("file", p.failureKey).Msg("cannot write last-failure record")
+	}
+}
+
+func (p *Provider) clearFailure(ctx context.Context) {
+	if err := p.storage.Delete(ctx, p.failureKey); err != nil {
+		p.logger.Warn().Err(err).Str("file", p.failureKey).Msg("cannot remove last-failure record")
+	}
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// Back-off after failures: the seed's one hour after the first failure,
+// doubling up to a day.
+const (
+	firstRetryDelay = time.Hour
+	maxRetryDelay   = 24 * time.Hour
+)
+
+// retryDelay is how long to wait after the attempts-th consecutive failure
+// while the current certificate still has remaining validity (zero or less
+// when there is none): 1 h, 2 h, 4 h... up to 24 h, never more than a
+// quarter of remaining, except that a CA's Retry-After is honoured when
+// longer.
+func retryDelay(attempts int, remaining, retryAfter time.Duration) time.Duration {
+	d := firstRetryDelay
+	for i := 1; i < attempts && d < maxRetryDelay; i++ {
+		d *= 2
+	}
+	d = min(d, maxRetryDelay)
+	if remaining > 0 {
+		d = min(d, remaining/4)
+	}
+	return max(d, retryAfter)
+}

@@ -1,0 +1,239 @@
+package autocert
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// File names FileStorage uses next to the files it manages.
+const (
+	journalPrefix = ".autocert-journal-"
+	tempPrefix    = ".autocert-tmp-"
+	lockSuffix    = ".lock"
+)
+
+// FileStorage is the default Storage: every key is a file path, relative to
+// the working directory unless absolute, so the files are exactly those the
+// configuration names. Its zero value is ready to use.
+//
+// Each file is written crash-safely: to a temporary file in the same
+// directory, flushed to disk, then renamed over the old one. A Store of
+// several entries (a certificate and its key) is first written as one
+// journal file in the directory of its first entry; the next Load in that
+// directory completes an interrupted Store from the journal, so a reader
+// never sees a key that does not match its certificate.
+//
+// Files holding Private entries get mode 0600, others 0644, whatever the
+// umask; a missing directory is created 0700 for a private entry, else 0755.
+// A file that is a symbolic link is replaced by a regular file, never
+// written through. Lock uses an OS file lock (flock) on a file beside the
+// key, released by the kernel when the holding process dies.
+type FileStorage struct {
+	mu   sync.Mutex // serialises journal writes and recovery in this process
+	held sync.Map   // lock files held, on systems without OS file locks
+}
+
+// journal is the on-disk form of a multi-entry Store.
+type journal struct {
+	Entries []journalEntry `json:"entries"`
+}
+
+type journalEntry struct {
+	Key     string `json:"key"`
+	Value   []byte `json:"value"`
+	Private bool   `json:"private,omitempty"`
+}
+
+// Load implements Storage.
+func (s *FileStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	if err := s.recover(filepath.Dir(key)); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(key)
+}
+
+// Store implements Storage.
+func (s *FileStorage) Store(ctx context.Context, entries ...Entry) error {
+	switch len(entries) {
+	case 0:
+		return nil
+	case 1:
+		e := entries[0]
+		return writeFileAtomic(e.Key, e.Value, e.Private)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := journal{Entries: make([]journalEntry, len(entries))}
+	keys := make([]string, len(entries))
+	private := false
+	for i, e := range entries {
+		j.Entries[i] = journalEntry(e)
+		keys[i] = e.Key
+		private = private || e.Private
+	}
+	data, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	jpath := journalPath(keys)
+	if err := writeFileAtomic(jpath, data, true); err != nil {
+		return fmt.Errorf("write journal: %w", err)
+	}
+	if err := applyJournal(j); err != nil {
+		return err
+	}
+	return removeSynced(jpath)
+}
+
+// Delete implements Storage.
+func (s *FileStorage) Delete(ctx context.Context, key string) error {
+	err := os.Remove(key)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Stat implements Storage.
+func (s *FileStorage) Stat(ctx context.Context, key string) (KeyInfo, error) {
+	fi, err := os.Stat(key)
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	return KeyInfo{Size: fi.Size(), Modified: fi.ModTime()}, nil
+}
+
+// Lock implements Storage. The lock file is the key's path with ".lock"
+// appended, with a leading dot on its base name.
+func (s *FileStorage) Lock(ctx context.Context, name string) (func(), error) {
+	path := filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+lockSuffix)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	return s.lockFile(ctx, path)
+}
+
+// journalPath names the journal of a Store of keys: in the directory of the
+// first key, named after all of them, so a repeated Store of the same
+// certificate reuses one journal name.
+func journalPath(keys []string) string {
+	sum := sha256.Sum256([]byte(strings.Join(keys, "\x00")))
+	return filepath.Join(filepath.Dir(keys[0]), journalPrefix+hex.EncodeToString(sum[:8]))
+}
+
+// recover completes every Store interrupted in dir. A journal that does not
+// parse was never completely written (it is renamed into place only when
+// whole), so it cannot exist; it is removed all the same to be safe.
+func (s *FileStorage) recover(dir string) error {
+	matches, _ := filepath.Glob(filepath.Join(dir, journalPrefix+"*"))
+	if len(matches) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, jpath := range matches {
+		data, err := os.ReadFile(jpath)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // completed meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("read journal: %w", err)
+		}
+		var j journal
+		if err := json.Unmarshal(data, &j); err == nil {
+			if err := applyJournal(j); err != nil {
+				return fmt.Errorf("complete interrupted write: %w", err)
+			}
+		}
+		if err := removeSynced(jpath); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func applyJournal(j journal) error {
+	for _, e := range j.Entries {
+		if err := writeFileAtomic(e.Key, e.Value, e.Private); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeFileAtomic replaces path with data: temporary file in the same
+// directory, fsync, chmod, rename, fsync of the directory.
+func writeFileAtomic(path string, data []byte, private bool) (err error) {
+	dir := filepath.Dir(path)
+	dirMode, mode := os.FileMode(0o755), os.FileMode(0o644)
+	if private {
+		dirMode, mode = 0o700, 0o600
+	}
+	if err := os.MkdirAll(dir, dirMode); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, tempPrefix+"*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err = f.Chmod(mode); err != nil {
+		return err
+	}
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func removeSynced(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	// Some file systems do not support syncing a directory; the rename
+	// itself is still atomic there.
+	if err := d.Sync(); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		var pe *fs.PathError
+		if !errors.As(err, &pe) {
+			return err
+		}
+	}
+	return nil
+}
+
+// lockRetry is how often a contended lock is tried again.
+const lockRetry = 25 * time.Millisecond

@@ -1,0 +1,188 @@
+package autocert
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestFileStorageModesIgnoreUmask(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("file modes are not POSIX on Windows")
+	}
+	for _, umask := range []int{0, 0o022, 0o077} {
+		old := syscall.Umask(umask)
+		dir := t.TempDir()
+		s := &FileStorage{}
+		ctx := context.Background()
+		cert := filepath.Join(dir, "pub", "cert.crt")
+		key := filepath.Join(dir, "priv", "key.pem")
+		err := s.Store(ctx, Entry{Key: cert, Value: []byte("c")}, Entry{Key: key, Value: []byte("k"), Private: true})
+		syscall.Umask(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for path, want := range map[string]os.FileMode{
+			cert: 0o644, key: 0o600, filepath.Dir(key): 0o700 | fs.ModeDir,
+		} {
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode() != want && !(fi.IsDir() && fi.Mode()&0o002 == 0 && want.IsDir() && fi.Mode()&0o077 == 0) {
+				t.Errorf("umask %03o: %s has mode %v, want %v", umask, path, fi.Mode(), want)
+			}
+		}
+		if fi, _ := os.Stat(filepath.Dir(cert)); fi.Mode()&0o022 != 0 {
+			t.Errorf("umask %03o: certificate directory is group/world writable: %v", umask, fi.Mode())
+		}
+	}
+}
+
+func TestFileStorageLoadMissing(t *testing.T) {
+	s := &FileStorage{}
+	_, err := s.Load(context.Background(), filepath.Join(t.TempDir(), "nope"))
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Load of a missing key: %v, want fs.ErrNotExist", err)
+	}
+	if err := s.Delete(context.Background(), filepath.Join(t.TempDir(), "nope")); err != nil {
+		t.Fatalf("Delete of a missing key: %v", err)
+	}
+}
+
+// TestFileStorageCompletesInterruptedStore simulates a crash after the
+// journal of a certificate/key pair was written and only the key was
+// replaced: the next Load must see the new pair, never new key + old cert.
+func TestFileStorageCompletesInterruptedStore(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.crt"), filepath.Join(dir, "priv.key")
+	s := &FileStorage{}
+	ctx := context.Background()
+	if err := s.Store(ctx, Entry{Key: cert, Value: []byte("old cert")}, Entry{Key: key, Value: []byte("old key"), Private: true}); err != nil {
+		t.Fatal(err)
+	}
+	j := journal{Entries: []journalEntry{{Key: cert, Value: []byte("new cert")}, {Key: key, Value: []byte("new key"), Private: true}}}
+	data, _ := json.Marshal(j)
+	if err := writeFileAtomic(journalPath([]string{cert, key}), data, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFileAtomic(key, []byte("new key"), true); err != nil { // crash here
+		t.Fatal(err)
+	}
+	got, err := s.Load(ctx, cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotKey, _ := s.Load(ctx, key)
+	if string(got) != "new cert" || string(gotKey) != "new key" {
+		t.Fatalf("after recovery: cert %q key %q, want the new pair", got, gotKey)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, journalPrefix+"*")); len(m) != 0 {
+		t.Fatalf("journal left behind: %v", m)
+	}
+	if fi, _ := os.Stat(key); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("recovered key mode %v", fi.Mode())
+	}
+}
+
+func TestFileStorageReplacesSymlinkInsteadOfWritingThrough(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "elsewhere")
+	if err := os.WriteFile(target, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "priv.key")
+	if err := os.Symlink(target, link); err != nil {
+		t.Skip("symlinks unsupported:", err)
+	}
+	if err := (&FileStorage{}).Store(context.Background(), Entry{Key: link, Value: []byte("key"), Private: true}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "precious" {
+		t.Fatalf("symlink target overwritten: %q", b)
+	}
+	if fi, _ := os.Lstat(link); fi.Mode()&fs.ModeSymlink != 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key path is %v, want a regular 0600 file", fi.Mode())
+	}
+}
+
+func TestFileStorageLockExcludesAndTimesOut(t *testing.T) {
+	s := &FileStorage{}
+	name := filepath.Join(t.TempDir(), "cert.crt")
+	unlock, err := s.Lock(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := s.Lock(ctx, name); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second Lock while held: %v, want deadline exceeded", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		u, err := s.Lock(context.Background(), name)
+		if err == nil {
+			u()
+		}
+		got <- err
+	}()
+	unlock()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lock not granted after release")
+	}
+}
+
+// TestFileStorageLockFreedWhenHolderDies holds the lock in a child process,
+// kills it with SIGKILL and takes the lock.
+func TestFileStorageLockFreedWhenHolderDies(t *testing.T) {
+	if name := os.Getenv("AUTOCERT_TEST_HOLD_LOCK"); name != "" {
+		if _, err := (&FileStorage{}).Lock(context.Background(), name); err != nil {
+			os.Exit(3)
+		}
+		os.Stdout.WriteString("held\n")
+		time.Sleep(time.Minute)
+		os.Exit(0)
+	}
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGKILL on Windows")
+	}
+	name := filepath.Join(t.TempDir(), "cert.crt")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFileStorageLockFreedWhenHolderDies$")
+	cmd.Env = append(os.Environ(), "AUTOCERT_TEST_HOLD_LOCK="+name)
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := out.Read(buf); err != nil || !bytes.Equal(buf, []byte("held\n")) {
+		t.Fatalf("child did not take the lock: %q %v", buf, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	if _, err := (&FileStorage{}).Lock(ctx, name); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock while another process holds it: %v", err)
+	}
+	cancel()
+	cmd.Process.Kill()
+	cmd.Wait()
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	unlock, err := (&FileStorage{}).Lock(ctx, name)
+	if err != nil {
+		t.Fatalf("lock of a killed holder not released: %v", err)
+	}
+	unlock()
+}

@@ -1,0 +1,517 @@
+package autocert
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-acme/lego/v4/acme"
+	"github.com/go-acme/lego/v4/certificate"
+	"github.com/go-acme/lego/v4/challenge"
+	"github.com/go-acme/lego/v4/challenge/dns01"
+	"github.com/go-acme/lego/v4/lego"
+	"github.com/go-acme/lego/v4/registration"
+	"github.com/rs/zerolog"
+)
+
+// Provider keeps the certificates of one Config (the main block and every
+// extra) obtained, stored and fresh, and serves them to TLS handshakes
+// through GetCert.
+//
+// A Provider is built once with NewProvider; its methods are safe for
+// concurrent use.
+type Provider struct {
+	name    string  // "main" or "extra[N]"
+	cfg     *Config // validated; for an extra, merged with the main block
+	user    *User
+	legoCfg *lego.Config
+	acct    *account           // shared by the providers of one ACME account
+	dns     challenge.Provider // nil for local and pseudo
+
+	settings
+	logger     zerolog.Logger // settings.logger with this provider's name
+	failureKey string
+
+	main           *Provider   // the main provider; itself for main
+	extraProviders []*Provider // main only
+
+	obtainMu sync.Mutex // one obtain at a time for this certificate
+	clientMu sync.Mutex
+	client   *lego.Client
+
+	cert      atomic.Pointer[tls.Certificate] // the certificate served, Leaf set
+	sni       atomic.Pointer[sniSnapshot]     // main only: what GetCert reads
+	publishMu sync.Mutex                      // main only: one snapshot rebuild at a time
+}
+
+// account is an ACME account shared by the providers that use the same
+// CA and account key: it is registered (or found) once.
+type account struct {
+	mu   sync.Mutex
+	user *User
+}
+
+// settings are the process-side choices of a Provider, shared by main and
+// extras.
+type settings struct {
+	logger  zerolog.Logger
+	storage Storage
+	clock   Clock
+}
+
+// Option configures a Provider.
+type Option func(*settings)
+
+// WithLogger sets the logger. The default writes JSON at Info level to
+// standard error. The global zerolog logger is never changed.
+func WithLogger(l zerolog.Logger) Option { return func(s *settings) { s.logger = l } }
+
+// WithStorage sets where certificates, keys and records are kept. The
+// default is a FileStorage using the paths of the config.
+func WithStorage(st Storage) Option { return func(s *settings) { s.storage = st } }
+
+// WithClock sets the clock, for tests that drive time.
+func WithClock(c Clock) Option { return func(s *settings) { s.clock = c } }
+
+// NewProvider builds the Provider of cfg: the main certificate and one
+// provider per extra. user and legoCfg come from cfg.GetLegoConfig (both
+// nil for the local and pseudo providers). Extras on the same CA and
+// account key share the account of the main block; an extra with its own
+// CA or account key gets its own account.
+//
+// NewProvider does not contact the CA or read certificates: call
+// ObtainCertIfNotExistsAll next.
+func NewProvider(cfg *Config, user *User, legoCfg *lego.Config, opts ...Option) (*Provider, error) {
+	if cfg == nil {
+		return nil, fmt.Errorf("%w: nil config", ErrInvalidConfig)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := settings{
+		logger:  zerolog.New(os.Stderr).Level(zerolog.InfoLevel).With().Timestamp().Logger(),
+		storage: &FileStorage{},
+		clock:   systemClock{},
+	}
+	for _, o := range opts {
+		o(&s)
+	}
+	acct := &account{user: user}
+	main, err := newProvider("main", cfg, user, legoCfg, acct, s)
+	if err != nil {
+		return nil, err
+	}
+	main.main = main
+	var errs []error
+	for i := range cfg.Extra {
+		name := fmt.Sprintf("extra[%d]", i)
+		merged := MergeExtraConfig(cfg, &cfg.Extra[i])
+		ecfg := (*Config)(&merged)
+		eu, elc, eacct := user, legoCfg, acct
+		if isACME(ecfg.Provider) && (!isACME(cfg.Provider) || ecfg.CADirURL != cfg.CADirURL || ecfg.ACMEKeyPath != cfg.ACMEKeyPath) {
+			eu, elc, err = ecfg.GetLegoConfig()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				continue
+			}
+			eacct = &account{user: eu}
+		}
+		ep, err := newProvider(name, ecfg, eu, elc, eacct, s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ep.main = main
+		main.extraProviders = append(main.extraProviders, ep)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return main, nil
+}
+
+func newProvider(name string, cfg *Config, user *User, legoCfg *lego.Config, acct *account, s settings) (*Provider, error) {
+	p := &Provider{
+		name:       name,
+		cfg:        cfg,
+		user:       user,
+		legoCfg:    legoCfg,
+		acct:       acct,
+		settings:   s,
+		logger:     s.logger.With().Str("provider", name).Logger(),
+		failureKey: failureKey(cfg.CertPath, cfg.KeyPath),
+	}
+	if !isACME(cfg.Provider) {
+		return p, nil
+	}
+	if user == nil || legoCfg == nil {
+		return nil, fmt.Errorf("%s: %w: provider %q needs the user and lego config from GetLegoConfig", name, ErrInvalidConfig, cfg.Provider)
+	}
+	f, ok := LookupProvider(cfg.Provider)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w %q", name, ErrUnknownProvider, cfg.Provider)
+	}
+	dns, err := f.NewDNSProvider(cfg.Options)
+	if err != nil {
+		return nil, fmt.Errorf("%s: DNS provider %s: %w", name, cfg.Provider, err)
+	}
+	p.dns = dns
+	return p, nil
+}
+
+func isACME(provider string) bool {
+	return provider != ProviderLocal && provider != ProviderPseudo
+}
+
+// GetName returns the provider's name: "main", or "extra[N]" for the
+// extra at index N of Config.Extra.
+func (p *Provider) GetName() string { return p.name }
+
+// Config returns the provider's validated configuration (for an extra,
+// merged with the main block). It must not be modified.
+func (p *Provider) Config() *Config { return p.cfg }
+
+// all returns main followed by the extras.
+func (p *Provider) all() []*Provider {
+	return append([]*Provider{p}, p.extraProviders...)
+}
+
+// ObtainCertIfNotExistsAll loads the stored certificate of the main block
+// and of every extra, and obtains those that are missing, expired, or no
+// longer match the configured domains or key type. Certificates are handled
+// concurrently; each error names its provider ("main", "extra[0]"...) and
+// all errors are joined. A certificate that loaded is served even when its
+// replacement could not be obtained.
+//
+// An obtain is refused (ErrCoolingDown) within 15 seconds of a failure
+// recorded for that certificate, so a restart loop cannot hammer the CA.
+func (p *Provider) ObtainCertIfNotExistsAll() error {
+	ctx := context.Background()
+	all := p.all()
+	errs := make([]error, len(all))
+	var wg sync.WaitGroup
+	for i, q := range all {
+		wg.Go(func() {
+			if err := q.obtainIfNotExists(ctx); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", q.name, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (p *Provider) obtainIfNotExists(ctx context.Context) error {
+	cert, why, err := p.loadStored(ctx)
+	if cert != nil {
+		p.setCert(cert)
+	}
+	if err == nil && why == "" {
+		return nil
+	}
+	switch p.cfg.Provider {
+	case ProviderLocal:
+		if err != nil {
+			return err
+		}
+		p.logger.Warn().Str("reason", why).Msg("local certificate does not match the config")
+		return nil
+	case ProviderPseudo:
+		return p.makePseudo(ctx)
+	}
+	if err != nil {
+		p.logger.Warn().Err(err).Msg("stored certificate unusable, obtaining a new one")
+		why = err.Error()
+	}
+	if rec, ok := p.loadFailure(ctx); ok {
+		if until := rec.Time.Add(startupCooldown); p.clock.Now().Before(until) {
+			return fmt.Errorf("%w: last attempt failed at %s; not retrying before %s",
+				ErrCoolingDown, rec.Time.Format(time.RFC3339), until.Format(time.RFC3339))
+		}
+	}
+	return p.obtain(ctx, why, nil)
+}
+
+// loadStored reads the certificate and key from storage. It returns the
+// certificate when it loads (even if it needs replacing), why it needs
+// replacing ("" when it does not), or an error when there is nothing usable.
+func (p *Provider) loadStored(ctx context.Context) (*tls.Certificate, string, error) {
+	certPEM, err := p.storage.Load(ctx, p.cfg.CertPath)
+	if err != nil {
+		return nil, "", p.loadError("certificate", p.cfg.CertPath, err)
+	}
+	keyPEM, err := p.storage.Load(ctx, p.cfg.KeyPath)
+	if err != nil {
+		return nil, "", p.loadError("key", p.cfg.KeyPath, err)
+	}
+	cert, err := parseKeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %s and %s: %w", ErrMissingCertificate, p.cfg.CertPath, p.cfg.KeyPath, err)
+	}
+	return cert, p.mismatch(cert.Leaf, cert.PrivateKey), nil
+}
+
+func (p *Provider) loadError(what, path string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s file %s does not exist", ErrMissingCertificate, what, path)
+	}
+	return fmt.Errorf("%w: reading %s file %s: %w", ErrMissingCertificate, what, path, err)
+}
+
+// mismatch says why a loaded certificate no longer fits the config: other
+// names, another key type, or expired. It returns "" when it fits.
+func (p *Provider) mismatch(leaf *x509.Certificate, key crypto.PrivateKey) string {
+	if now := p.clock.Now(); !now.Before(leaf.NotAfter) {
+		return "certificate expired at " + leaf.NotAfter.Format(time.RFC3339)
+	}
+	if len(p.cfg.Domains) > 0 && !sameNames(leaf.DNSNames, p.cfg.Domains) {
+		return fmt.Sprintf("certificate names %v differ from configured domains %v", leaf.DNSNames, p.cfg.Domains)
+	}
+	if p.cfg.Provider != ProviderLocal && p.cfg.CertificateKeyType != "" {
+		if kt := keyTypeName(key); kt != p.cfg.CertificateKeyType {
+			return fmt.Sprintf("certificate key type %s differs from configured %s", kt, p.cfg.CertificateKeyType)
+		}
+	}
+	return ""
+}
+
+func sameNames(have, want []string) bool {
+	if len(have) != len(want) {
+		return false
+	}
+	h := make([]string, len(have))
+	for i, n := range have {
+		h[i] = strings.ToLower(n)
+	}
+	w := make([]string, len(want))
+	for i, n := range want {
+		w[i] = strings.ToLower(n)
+	}
+	slices.Sort(h)
+	slices.Sort(w)
+	return slices.Equal(h, w)
+}
+
+// keyTypeName names a private key in the config's terms (EC256, RSA2048...).
+func keyTypeName(key crypto.PrivateKey) string {
+	switch k := key.(type) {
+	case *ecdsa.PrivateKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return "EC256"
+		case elliptic.P384():
+			return "EC384"
+		}
+		return "EC"
+	case *rsa.PrivateKey:
+		return fmt.Sprintf("RSA%d", k.N.BitLen())
+	case ed25519.PrivateKey:
+		return "ED25519"
+	}
+	return fmt.Sprintf("%T", key)
+}
+
+func parseKeyPair(certPEM, keyPEM []byte) (*tls.Certificate, error) {
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	if cert.Leaf == nil {
+		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return nil, err
+		}
+	}
+	return &cert, nil
+}
+
+// obtain orders a new certificate from the CA, stores it and serves it.
+// replaces, when not nil, is the certificate being renewed on the CA's
+// advice: its ARI identifier is sent so the CA can exempt the order from
+// rate limits.
+func (p *Provider) obtain(ctx context.Context, reason string, replaces *x509.Certificate) error {
+	p.obtainMu.Lock()
+	defer p.obtainMu.Unlock()
+	unlock, err := p.storage.Lock(ctx, p.cfg.CertPath)
+	if err != nil {
+		return fmt.Errorf("%w: lock %s: %w", ErrObtain, p.cfg.CertPath, err)
+	}
+	defer unlock()
+
+	// Another process sharing the storage may have just done the work.
+	if replaces == nil {
+		if cert, why, err := p.loadStored(ctx); err == nil && why == "" {
+			p.setCert(cert)
+			return nil
+		}
+	}
+
+	rec, _ := p.loadFailure(ctx)
+	rec = failureRecord{Time: p.clock.Now(), Attempts: rec.Attempts + 1, Message: "attempt did not finish"}
+	// Written before the order, so that a crash in the middle still counts.
+	p.storeFailure(ctx, rec)
+
+	p.logger.Info().Strs("domains", p.cfg.Domains).Str("reason", reason).Msg("obtaining certificate")
+	res, err := p.order(replaces)
+	if err == nil {
+		var cert *tls.Certificate
+		if cert, err = parseKeyPair(res.Certificate, res.PrivateKey); err == nil {
+			err = p.storage.Store(ctx,
+				Entry{Key: p.cfg.CertPath, Value: res.Certificate},
+				Entry{Key: p.cfg.KeyPath, Value: res.PrivateKey, Private: true},
+			)
+			if err != nil {
+				err = fmt.Errorf("saving certificate: %w", err)
+			}
+		}
+		if err == nil {
+			p.clearFailure(ctx)
+			p.setCert(cert)
+			p.logger.Info().Strs("domains", cert.Leaf.DNSNames).
+				Time("not_after", cert.Leaf.NotAfter).Msg("certificate obtained")
+			return nil
+		}
+	}
+
+	now := p.clock.Now()
+	rec.Time, rec.Message = now, err.Error()
+	var remaining time.Duration
+	if cur := p.cert.Load(); cur != nil {
+		remaining = cur.Leaf.NotAfter.Sub(now)
+	}
+	rec.RetryAt = now.Add(retryDelay(rec.Attempts, remaining, retryAfterOf(err, now)))
+	p.storeFailure(ctx, rec)
+	p.logger.Error().Err(err).Time("retry_at", rec.RetryAt).Msg("certificate retrieval failure")
+	return fmt.Errorf("%w: %w", ErrObtain, err)
+}
+
+// retryAfterOf returns the wait a rate-limit answer of the CA asks for.
+func retryAfterOf(err error, now time.Time) time.Duration {
+	var rl *acme.RateLimitedError
+	if !errors.As(err, &rl) || rl.RetryAfter == "" {
+		return 0
+	}
+	if d, perr := time.ParseDuration(rl.RetryAfter + "s"); perr == nil {
+		return d
+	}
+	if t, perr := http.ParseTime(rl.RetryAfter); perr == nil {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// order runs one ACME order through lego.
+func (p *Provider) order(replaces *x509.Certificate) (*certificate.Resource, error) {
+	client, err := p.legoClient()
+	if err != nil {
+		return nil, err
+	}
+	req := certificate.ObtainRequest{
+		Domains: p.cfg.Domains,
+		Bundle:  true,
+		Profile: p.cfg.Profile,
+	}
+	if replaces != nil {
+		if id, err := certificate.MakeARICertID(replaces); err == nil {
+			req.ReplacesCertID = id
+		}
+	}
+	return client.Certificate.Obtain(req)
+}
+
+// legoClient returns the provider's ACME client, creating it on first use:
+// it fetches the CA's directory and finds or registers the account.
+func (p *Provider) legoClient() (*lego.Client, error) {
+	p.clientMu.Lock()
+	defer p.clientMu.Unlock()
+	if p.client != nil {
+		return p.client, nil
+	}
+	p.acct.mu.Lock()
+	defer p.acct.mu.Unlock()
+
+	cfg := *p.legoCfg
+	hc := *p.legoCfg.HTTPClient // lego wraps the client's transport: give it a copy
+	cfg.HTTPClient = &hc
+	cfg.User = p.user
+	client, err := lego.NewClient(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ACME directory %s: %w", cfg.CADirURL, err)
+	}
+	if p.user.GetRegistration() == nil {
+		reg, err := p.findOrRegister(client)
+		if err != nil {
+			return nil, err
+		}
+		p.user.setRegistration(reg)
+	}
+	if err := client.Challenge.SetDNS01Provider(p.dns, p.dnsOptions()...); err != nil {
+		return nil, err
+	}
+	p.client = client
+	return client, nil
+}
+
+// findOrRegister finds the ACME account of the user's key, or registers
+// one (with External Account Binding when configured), agreeing to the
+// CA's terms of service.
+func (p *Provider) findOrRegister(client *lego.Client) (*registration.Resource, error) {
+	reg, err := client.Registration.ResolveAccountByKey()
+	if err == nil {
+		p.logger.Info().Str("account", reg.URI).Msg("registration reused")
+		return reg, nil
+	}
+	var prob *acme.ProblemDetails
+	if !errors.As(err, &prob) || prob.Type != "urn:ietf:params:acme:error:accountDoesNotExist" {
+		return nil, fmt.Errorf("looking up ACME account: %w", err)
+	}
+	if p.cfg.EABKid != "" {
+		reg, err = client.Registration.RegisterWithExternalAccountBinding(registration.RegisterEABOptions{
+			TermsOfServiceAgreed: true,
+			Kid:                  p.cfg.EABKid,
+			HmacEncoded:          p.cfg.EABHmac.Value(),
+		})
+	} else {
+		reg, err = client.Registration.Register(registration.RegisterOptions{TermsOfServiceAgreed: true})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("registering ACME account: %w", err)
+	}
+	p.logger.Info().Str("account", reg.URI).Msg("registered ACME account")
+	return reg, nil
+}
+
+// dnsOptions makes lego check propagation with this provider's own
+// resolvers (never lego's process-wide list, which two Providers would
+// fight over).
+func (p *Provider) dnsOptions() []dns01.ChallengeOption {
+	if len(p.cfg.Resolvers) == 0 {
+		return nil
+	}
+	resolvers := p.cfg.Resolvers
+	return []dns01.ChallengeOption{
+		dns01.WrapPreCheck(func(domain, fqdn, value string, _ dns01.PreCheckFunc) (bool, error) {
+			return txtVisible(resolvers, fqdn, value)
+		}),
+	}
+}
+
+// setCert serves cert for this provider and republishes the SNI snapshot.
+func (p *Provider) setCert(cert *tls.Certificate) {
+	p.cert.Store(cert)
+	p.main.publish()
+}

@@ -1,0 +1,91 @@
+package autocert
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"time"
+)
+
+// pseudoValidity is the lifetime of a self-signed "pseudo" certificate.
+const pseudoValidity = 90 * 24 * time.Hour
+
+// makePseudo creates, stores and serves a self-signed certificate for the
+// configured domains, for development without a CA.
+func (p *Provider) makePseudo(ctx context.Context) error {
+	certPEM, keyPEM, err := selfSigned(p.cfg.Domains, p.cfg.CertificateKeyType, p.clock.Now())
+	if err != nil {
+		return err
+	}
+	cert, err := parseKeyPair(certPEM, keyPEM)
+	if err != nil {
+		return err
+	}
+	err = p.storage.Store(ctx,
+		Entry{Key: p.cfg.CertPath, Value: certPEM},
+		Entry{Key: p.cfg.KeyPath, Value: keyPEM, Private: true},
+	)
+	if err != nil {
+		return fmt.Errorf("saving self-signed certificate: %w", err)
+	}
+	p.setCert(cert)
+	p.logger.Info().Strs("domains", p.cfg.Domains).Msg("self-signed certificate created")
+	return nil
+}
+
+// newPrivateKey makes a key of a config key type (EC256 when empty).
+func newPrivateKey(keyType string) (crypto.Signer, error) {
+	switch keyType {
+	case "", "EC256":
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "EC384":
+		return ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case "RSA2048":
+		return rsa.GenerateKey(rand.Reader, 2048)
+	case "RSA3072":
+		return rsa.GenerateKey(rand.Reader, 3072)
+	case "RSA4096":
+		return rsa.GenerateKey(rand.Reader, 4096)
+	}
+	return nil, fmt.Errorf("%w: unknown certificate_key_type %q", ErrInvalidConfig, keyType)
+}
+
+// selfSigned returns a PEM certificate and PKCS#8 PEM key valid for names.
+func selfSigned(names []string, keyType string, now time.Time) (certPEM, keyPEM []byte, err error) {
+	key, err := newPrivateKey(keyType)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: names[0], Organization: []string{"autocert pseudo"}},
+		DNSNames:              names,
+		NotBefore:             now.Add(-time.Minute),
+		NotAfter:              now.Add(pseudoValidity),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, nil, err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
+}
