@@ -37,8 +37,8 @@ func (r Redacted) Format(f fmt.State, verb rune) {
 	}
 }
 
-// MarshalText implements encoding.TextMarshaler (used by JSON map keys,
-// YAML, zerolog and others); it never reveals the value.
+// MarshalText implements encoding.TextMarshaler (used by encoders that
+// render values as text); it never reveals the value.
 func (r Redacted) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
 // MarshalJSON implements json.Marshaler; it never reveals the value.

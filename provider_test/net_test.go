@@ -28,3 +28,5 @@ func netPipe(t *testing.T) (client, server net.Conn) {
 	}
 	return client, server
 }
+
+func netListenUDP() (net.PacketConn, error) { return net.ListenPacket("udp", "127.0.0.1:0") }
