@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,6 +70,9 @@ type Config struct {
 	// Profile is the ACME certificate profile to ask for (for example
 	// "shortlived" at Let's Encrypt); the CA's default when empty.
 	Profile string `json:"profile,omitempty" yaml:"profile,omitempty"`
+	// Storage says where certificates, keys and records are kept: the
+	// files named above when unset. Main block only.
+	Storage *StorageConfig `json:"storage,omitempty" yaml:"storage,omitempty"`
 }
 
 // ConfigExtra is one entry of Config.Extra.
@@ -228,6 +232,9 @@ func (cfg *Config) validate() []*FieldError {
 		if e.KeyPath == "" {
 			v.add(p+"key_path", nil, "required: every extra certificate needs a key_path of its own")
 		}
+		if e.Storage != nil {
+			v.add(p+"storage", nil, "storage is set on the main block only: all certificates share it")
+		}
 		v.normalize(e, p)
 		merged := Config(MergeExtraConfig(cfg, &cfg.Extra[i]))
 		v.requirements(&merged, p, func(key string) bool {
@@ -237,7 +244,32 @@ func (cfg *Config) validate() []*FieldError {
 		})
 	}
 	v.checkFiles(cfg)
+	v.storage(cfg.Storage)
 	return v.problems
+}
+
+// storage checks the storage block: a known type, and a DSN for any type
+// but the file layout.
+func (v *validator) storage(sc *StorageConfig) {
+	if sc == nil {
+		return
+	}
+	sc.Type = strings.ToLower(strings.TrimSpace(sc.Type))
+	if sc.Type == "" {
+		sc.Type = StorageTypeFile
+	}
+	known := storageTypes()
+	if !slices.Contains(known, sc.Type) {
+		if s := suggest(sc.Type, known); s != "" {
+			v.add("storage.type", nil, "unknown storage type %q (did you mean %s?)", sc.Type, s)
+		} else {
+			v.add("storage.type", nil, "unknown storage type %q (known: %s; a storage package must be imported to register its type)", sc.Type, strings.Join(known, ", "))
+		}
+		return
+	}
+	if sc.Type != StorageTypeFile && sc.DSN == "" {
+		v.add("storage.dsn", nil, "required for storage type %s", sc.Type)
+	}
 }
 
 // setDefaults fills in the defaults of the main block.

@@ -424,6 +424,23 @@ func (d *configDecoder) decodeValue(n *yaml.Node, v reflect.Value, path string) 
 		}
 		v.Set(s)
 
+	case t.Kind() == reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			d.add(n.Line, path, nil, "expected a mapping of keys, got %s", describe(n))
+			return
+		}
+		d.decodeStruct(n, v, path)
+
+	case t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			d.add(n.Line, path, nil, "expected a mapping of keys, got %s", describe(n))
+			return
+		}
+		if v.IsNil() {
+			v.Set(reflect.New(t.Elem()))
+		}
+		d.decodeStruct(n, v.Elem(), path)
+
 	case t.Kind() == reflect.Map && t.Key().Kind() == reflect.String && t.Elem().Kind() == reflect.String:
 		if n.Kind != yaml.MappingNode {
 			d.add(n.Line, path, nil, "expected a mapping of names to values, got %s", describe(n))

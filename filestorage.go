@@ -20,6 +20,11 @@ const (
 	journalPrefix = ".autocert-journal-"
 	tempPrefix    = ".autocert-tmp-"
 	lockSuffix    = ".lock"
+	// journalLock is locked (OS file lock) by a multi-entry Store from its
+	// journal's creation to its removal, and by whoever completes a journal:
+	// so a Load never applies the journal of a Store still in progress, nor
+	// a stale copy of it over newer values.
+	journalLock = ".autocert-journals" + lockSuffix
 )
 
 // FileStorage is the default Storage: every key is a file path, relative to
@@ -56,7 +61,7 @@ type journalEntry struct {
 
 // Load implements Storage.
 func (s *FileStorage) Load(ctx context.Context, key string) ([]byte, error) {
-	if err := s.recover(filepath.Dir(key)); err != nil {
+	if err := s.recover(ctx, filepath.Dir(key)); err != nil {
 		return nil, err
 	}
 	return os.ReadFile(key)
@@ -86,6 +91,14 @@ func (s *FileStorage) Store(ctx context.Context, entries ...Entry) error {
 		return err
 	}
 	jpath := journalPath(keys)
+	if err := os.MkdirAll(filepath.Dir(jpath), 0o755); err != nil {
+		return err
+	}
+	unlock, err := s.lockFile(ctx, filepath.Join(filepath.Dir(jpath), journalLock))
+	if err != nil {
+		return fmt.Errorf("lock journal: %w", err)
+	}
+	defer unlock()
 	if err := writeFileAtomic(jpath, data, true); err != nil {
 		return fmt.Errorf("write journal: %w", err)
 	}
@@ -133,14 +146,21 @@ func journalPath(keys []string) string {
 
 // recover completes every Store interrupted in dir. A journal that does not
 // parse was never completely written (it is renamed into place only when
-// whole), so it cannot exist; it is removed all the same to be safe.
-func (s *FileStorage) recover(dir string) error {
+// whole), so it cannot exist; it is removed all the same to be safe. A
+// journal seen while its Store runs is waited for: once the journal lock
+// is held, a journal still there belongs to a Store that died.
+func (s *FileStorage) recover(ctx context.Context, dir string) error {
 	matches, _ := filepath.Glob(filepath.Join(dir, journalPrefix+"*"))
 	if len(matches) == 0 {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	unlock, err := s.lockFile(ctx, filepath.Join(dir, journalLock))
+	if err != nil {
+		return fmt.Errorf("lock journal: %w", err)
+	}
+	defer unlock()
 	for _, jpath := range matches {
 		data, err := os.ReadFile(jpath)
 		if errors.Is(err, fs.ErrNotExist) {

@@ -2,6 +2,10 @@ package autocert
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -13,14 +17,18 @@ import (
 //
 // Implementations must be safe for concurrent use.
 type Storage interface {
-	// Load returns the value stored under key. A missing key is an error
-	// wrapping fs.ErrNotExist.
+	// Load returns the value stored under key, in a slice the caller
+	// owns. A missing key is an error wrapping fs.ErrNotExist.
 	Load(ctx context.Context, key string) ([]byte, error)
 
 	// Store writes every entry as one atomic unit: a Load that follows, in
 	// this process or another, also after a crash at any point, sees either
 	// all the new values or all the previous ones, never a mix and never a
-	// torn value. A certificate and its key are stored in one call.
+	// torn value. A certificate and its key are stored in one call. The
+	// keys of one call are distinct; Store without entries does nothing.
+	// A Store that fails has stored nothing or, when the outcome of an
+	// interrupted commit is unknown, everything. Store does not keep the
+	// entries' slices after it returns.
 	Store(ctx context.Context, entries ...Entry) error
 
 	// Delete removes key. Deleting a missing key is not an error.
@@ -30,10 +38,21 @@ type Storage interface {
 	// wrapping fs.ErrNotExist.
 	Stat(ctx context.Context, key string) (KeyInfo, error)
 
-	// Lock blocks until it holds the lock called name, or ctx ends. While
-	// held, no other holder of the same Storage (in this process or
-	// another sharing it) holds it. A lock whose holder dies is released.
-	// The returned function releases it.
+	// Lock blocks until it holds the lock called name, or ctx ends (then
+	// it returns an error wrapping ctx.Err()). While held, no other holder
+	// of the same Storage (in this process or another sharing it) holds
+	// it; a lock is not reentrant, even within one goroutine. Lock names
+	// are keys: the Provider locks the key of a certificate while it
+	// obtains it. ctx bounds only the wait: the lock stays held until the
+	// returned function is called (calling it again does nothing).
+	//
+	// A lock whose holder dies is released: at once when its process
+	// ends, and for a shared store also when the holder's host or network
+	// fails, after a delay its implementation documents. A lock serves to
+	// avoid duplicate work (two ACME orders for one certificate), not to
+	// guard the data: a holder whose lock was released under it (a store
+	// restarted, a network partition) is not told, and may still Store;
+	// Store being atomic, the data stays whole, the last Store winning.
 	Lock(ctx context.Context, name string) (unlock func(), err error)
 }
 
@@ -50,4 +69,96 @@ type Entry struct {
 type KeyInfo struct {
 	Size     int64
 	Modified time.Time
+}
+
+// Watcher is implemented by a Storage shared by several instances that can
+// tell when a value changes, so that a certificate renewed by one instance
+// is served by the others at once.
+type Watcher interface {
+	// Watch calls changed with the key of every value stored or deleted,
+	// by any instance (this one included), until ctx ends; then it returns
+	// ctx.Err(). The calls are made one at a time from the goroutine
+	// running Watch. A change is reported after it is visible to Load;
+	// changes made before Watch is listening are not reported.
+	//
+	// Watch keeps trying to reconnect after a lost connection; changes
+	// made while it was disconnected are not reported one by one: once
+	// connected again it calls changed with the empty key, meaning that
+	// any value may have changed. As a safety net against failures it
+	// cannot see, callers also re-read periodically.
+	Watch(ctx context.Context, changed func(key string)) error
+}
+
+// StorageConfig is the storage block of a configuration: where state is
+// kept when it is not the file layout. It is read from the main block
+// only; every certificate of a Provider shares one Storage.
+type StorageConfig struct {
+	// Type is "file" (the default, FileStorage) or a name registered with
+	// RegisterStorage, such as "postgres".
+	Type string `json:"type,omitempty" yaml:"type,omitempty"`
+	// DSN is the address and credentials of the store, such as
+	// "postgres://user:password@host/db". It is a secret: never printed.
+	DSN Redacted `json:"dsn,omitempty" yaml:"dsn,omitempty"`
+}
+
+// StorageTypeFile is the StorageConfig.Type of FileStorage.
+const StorageTypeFile = "file"
+
+// StorageFactory opens the Storage a StorageConfig describes. A Storage it
+// returns may implement io.Closer; Provider.Close closes it.
+type StorageFactory func(ctx context.Context, cfg StorageConfig) (Storage, error)
+
+// storageRegistry maps storage types to factories, filled from init
+// functions of storage packages, like DNS providers.
+var storageRegistry struct {
+	mu        sync.RWMutex
+	factories map[string]StorageFactory
+}
+
+// RegisterStorage makes a storage type available to the storage block of a
+// Config. It panics if name is empty, "file" or already registered.
+func RegisterStorage(name string, f StorageFactory) {
+	if name == "" || name == StorageTypeFile || f == nil {
+		panic(fmt.Sprintf("autocert: RegisterStorage: invalid name %q or nil factory", name))
+	}
+	storageRegistry.mu.Lock()
+	defer storageRegistry.mu.Unlock()
+	if _, dup := storageRegistry.factories[name]; dup {
+		panic("autocert: RegisterStorage called twice for " + name)
+	}
+	if storageRegistry.factories == nil {
+		storageRegistry.factories = make(map[string]StorageFactory)
+	}
+	storageRegistry.factories[name] = f
+}
+
+// storageTypes returns the sorted registered storage types, "file" first.
+func storageTypes() []string {
+	storageRegistry.mu.RLock()
+	defer storageRegistry.mu.RUnlock()
+	names := make([]string, 0, len(storageRegistry.factories))
+	for name := range storageRegistry.factories {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return append([]string{StorageTypeFile}, names...)
+}
+
+// OpenStorage opens the Storage of the config's storage block: a
+// FileStorage when there is none.
+func (cfg *Config) OpenStorage(ctx context.Context) (Storage, error) {
+	if cfg.Storage == nil || cfg.Storage.Type == "" || cfg.Storage.Type == StorageTypeFile {
+		return &FileStorage{}, nil
+	}
+	storageRegistry.mu.RLock()
+	f, ok := storageRegistry.factories[cfg.Storage.Type]
+	storageRegistry.mu.RUnlock()
+	if !ok {
+		return nil, &FieldError{Path: "storage.type", Msg: fmt.Sprintf("unknown storage type %q (known: %s)", cfg.Storage.Type, strings.Join(storageTypes(), ", "))}
+	}
+	st, err := f(ctx, *cfg.Storage)
+	if err != nil {
+		return nil, fmt.Errorf("storage %s: %w", cfg.Storage.Type, err)
+	}
+	return st, nil
 }
