@@ -794,6 +794,7 @@ func editDistance(a, b string) int {
 // block to get a complete, validated configuration.
 func MergeExtraConfig(mainCfg *Config, extraCfg *ConfigExtra) ConfigExtra {
 	merged := ConfigExtra(*mainCfg)
+	merged.Extra = nil // never copied: an extra has no extras
 	mv := reflect.ValueOf(&merged).Elem()
 	ev := reflect.ValueOf(extraCfg).Elem()
 	for i := range mv.NumField() {

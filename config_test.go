@@ -548,6 +548,7 @@ func TestMergeExtraConfig(t *testing.T) {
 	main.EABKid, main.EABHmac = "kid", "c2VjcmV0"
 	main.CertificateKeyType = "EC384"
 	main.Profile = "shortlived"
+	main.Storage = &StorageConfig{Type: StorageTypeFile}
 	main.Extra = []ConfigExtra{{CertPath: "x", KeyPath: "y"}}
 
 	t.Run("inherits every unset key", func(t *testing.T) {

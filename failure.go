@@ -34,8 +34,15 @@ type failureRecord struct {
 // failureKey is the storage key of the failure record of a certificate:
 // <dir of cert_path>/.last_failure-<hex of sha256(cert_path|key_path)[:6]>.
 func failureKey(certPath, keyPath string) string {
+	return recordKey(".last_failure-", certPath, keyPath)
+}
+
+// recordKey names a record kept beside a certificate: in the directory of
+// certPath, prefix followed by the hex of the first 6 bytes of
+// sha256(certPath|keyPath), as the seed names its last-failure file.
+func recordKey(prefix, certPath, keyPath string) string {
 	sum := sha256.Sum256([]byte(certPath + "|" + keyPath))
-	return filepath.Join(filepath.Dir(certPath), ".last_failure-"+hex.EncodeToString(sum[:6]))
+	return filepath.Join(filepath.Dir(certPath), prefix+hex.EncodeToString(sum[:6]))
 }
 
 func (r failureRecord) marshal() []byte {
@@ -125,13 +132,16 @@ func oneLine(s string) string {
 const (
 	firstRetryDelay = time.Hour
 	maxRetryDelay   = 24 * time.Hour
+	// minRetryDelay keeps the quarter-of-what-remains rule from retrying
+	// ever faster as a certificate nears its end.
+	minRetryDelay = 10 * time.Second
 )
 
 // retryDelay is how long to wait after the attempts-th consecutive failure
 // while the current certificate still has remaining validity (zero or less
 // when there is none): 1 h, 2 h, 4 h... up to 24 h, never more than a
-// quarter of remaining, except that a CA's Retry-After is honoured when
-// longer.
+// quarter of remaining (but at least 10 s), except that a CA's Retry-After
+// is honoured when longer.
 func retryDelay(attempts int, remaining, retryAfter time.Duration) time.Duration {
 	d := firstRetryDelay
 	for i := 1; i < attempts && d < maxRetryDelay; i++ {
@@ -139,7 +149,23 @@ func retryDelay(attempts int, remaining, retryAfter time.Duration) time.Duration
 	}
 	d = min(d, maxRetryDelay)
 	if remaining > 0 {
-		d = min(d, remaining/4)
+		d = max(min(d, remaining/4), minRetryDelay)
 	}
 	return max(d, retryAfter)
+}
+
+// retryAt is when the certificate may be tried again after the failure r
+// (outside a forced renewal). A record without retry_at (written by the
+// seed, or before an attempt that never finished) waits the back-off of its
+// attempts from its time; notAfter is the expiry of the certificate served
+// (zero when there is none).
+func (r failureRecord) retryAt(notAfter time.Time) time.Time {
+	if !r.RetryAt.IsZero() {
+		return r.RetryAt
+	}
+	var remaining time.Duration
+	if !notAfter.IsZero() {
+		remaining = notAfter.Sub(r.Time)
+	}
+	return r.Time.Add(retryDelay(r.Attempts, remaining, 0))
 }

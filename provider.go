@@ -46,6 +46,7 @@ type Provider struct {
 	settings
 	logger     zerolog.Logger // settings.logger with this provider's name
 	failureKey string
+	ariKey     string // storage key of the persisted renewal information
 
 	main           *Provider   // the main provider; itself for main
 	extraProviders []*Provider // main only
@@ -57,6 +58,10 @@ type Provider struct {
 	cert      atomic.Pointer[tls.Certificate] // the certificate served, Leaf set
 	sni       atomic.Pointer[sniSnapshot]     // main only: what GetCert reads
 	publishMu sync.Mutex                      // main only: one snapshot rebuild at a time
+
+	rs        renewState // guarded by the scheduler's mutex (renew.go)
+	schedOnce sync.Once  // main only
+	sched     *scheduler // main only: renews main and the extras
 }
 
 // account is an ACME account shared by the providers that use the same
@@ -69,9 +74,10 @@ type account struct {
 // settings are the process-side choices of a Provider, shared by main and
 // extras.
 type settings struct {
-	logger  zerolog.Logger
-	storage Storage
-	clock   Clock
+	logger    zerolog.Logger
+	storage   Storage
+	clock     Clock
+	notifiers []Notifier
 }
 
 // Option configures a Provider.
@@ -155,6 +161,7 @@ func newProvider(name string, cfg *Config, user *User, legoCfg *lego.Config, acc
 		settings:   s,
 		logger:     s.logger.With().Str("provider", name).Logger(),
 		failureKey: failureKey(cfg.CertPath, cfg.KeyPath),
+		ariKey:     ariKey(cfg.CertPath, cfg.KeyPath),
 	}
 	if !isACME(cfg.Provider) {
 		return p, nil
@@ -244,7 +251,7 @@ func (p *Provider) obtainIfNotExists(ctx context.Context) error {
 				ErrCoolingDown, rec.Time.Format(time.RFC3339), until.Format(time.RFC3339))
 		}
 	}
-	return p.obtain(ctx, why, nil)
+	return p.obtain(ctx, why, nil, false)
 }
 
 // loadStored reads the certificate and key from storage. It returns the
@@ -340,10 +347,13 @@ func parseKeyPair(certPEM, keyPEM []byte) (*tls.Certificate, error) {
 }
 
 // obtain orders a new certificate from the CA, stores it and serves it.
-// replaces, when not nil, is the certificate being renewed on the CA's
-// advice: its ARI identifier is sent so the CA can exempt the order from
-// rate limits.
-func (p *Provider) obtain(ctx context.Context, reason string, replaces *x509.Certificate) error {
+// old, when not nil, is the certificate being renewed; with replaces (a
+// renewal on the CA's advice) its ARI identifier is sent so the CA can
+// exempt the order from rate limits. The outcome is reported to the
+// scheduler and the notifiers (renew.go).
+func (p *Provider) obtain(ctx context.Context, reason string, old *x509.Certificate, replaces bool) error {
+	var events []Event // notified once the locks are released
+	defer func() { p.notifyAll(ctx, events) }()
 	p.obtainMu.Lock()
 	defer p.obtainMu.Unlock()
 	unlock, err := p.storage.Lock(ctx, p.cfg.CertPath)
@@ -353,11 +363,9 @@ func (p *Provider) obtain(ctx context.Context, reason string, replaces *x509.Cer
 	defer unlock()
 
 	// Another process sharing the storage may have just done the work.
-	if replaces == nil {
-		if cert, why, err := p.loadStored(ctx); err == nil && why == "" {
-			p.setCert(cert)
-			return nil
-		}
+	if cert, why, err := p.loadStored(ctx); err == nil && why == "" && (old == nil || !cert.Leaf.Equal(old)) {
+		p.setCert(cert)
+		return nil
 	}
 
 	rec, _ := p.loadFailure(ctx)
@@ -366,7 +374,11 @@ func (p *Provider) obtain(ctx context.Context, reason string, replaces *x509.Cer
 	p.storeFailure(ctx, rec)
 
 	p.logger.Info().Strs("domains", p.cfg.Domains).Str("reason", reason).Msg("obtaining certificate")
-	res, err := p.order(replaces)
+	var ari *x509.Certificate
+	if replaces {
+		ari = old
+	}
+	res, err := p.order(ari)
 	if err == nil {
 		var cert *tls.Certificate
 		if cert, err = parseKeyPair(res.Certificate, res.PrivateKey); err == nil {
@@ -380,23 +392,24 @@ func (p *Provider) obtain(ctx context.Context, reason string, replaces *x509.Cer
 		}
 		if err == nil {
 			p.clearFailure(ctx)
+			prev := p.cert.Load()
 			p.setCert(cert)
-			p.logger.Info().Strs("domains", cert.Leaf.DNSNames).
-				Time("not_after", cert.Leaf.NotAfter).Msg("certificate obtained")
+			events = p.obtained(prev, cert, reason)
 			return nil
 		}
 	}
 
 	now := p.clock.Now()
-	rec.Time, rec.Message = now, err.Error()
+	rec.Time, rec.Message = now, p.scrub(err.Error())
 	var remaining time.Duration
 	if cur := p.cert.Load(); cur != nil {
 		remaining = cur.Leaf.NotAfter.Sub(now)
 	}
 	rec.RetryAt = now.Add(retryDelay(rec.Attempts, remaining, retryAfterOf(err, now)))
 	p.storeFailure(ctx, rec)
-	p.logger.Error().Err(err).Time("retry_at", rec.RetryAt).Msg("certificate retrieval failure")
-	return fmt.Errorf("%w: %w", ErrObtain, err)
+	err = fmt.Errorf("%w: %w", ErrObtain, err)
+	events = p.obtainFailed(rec, err)
+	return &scrubbedError{p.scrub(err.Error()), err}
 }
 
 // retryAfterOf returns the wait a rate-limit answer of the CA asks for.

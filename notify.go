@@ -1,0 +1,267 @@
+package autocert
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Notifier receives the events of a Provider: certificates obtained and
+// renewed, failed attempts, certificates about to expire without a
+// successful renewal, and the summary of expiries sent when renewal
+// scheduling starts. Give one to NewProvider with WithNotifier; package
+// notify/webhook has one that posts to a URL.
+//
+// Notify is called from the goroutine that did the work, one event at a
+// time per certificate, with a context that ends after notifyTimeout; an
+// error is logged. Events never hold secrets (DNS provider options, EAB
+// keys, private keys).
+type Notifier interface {
+	Notify(ctx context.Context, e Event) error
+}
+
+// NotifierFunc adapts a function to Notifier.
+type NotifierFunc func(ctx context.Context, e Event) error
+
+// Notify calls f.
+func (f NotifierFunc) Notify(ctx context.Context, e Event) error { return f(ctx, e) }
+
+// WithNotifier adds a Notifier. Several may be given; each receives every
+// event, in the order given.
+func WithNotifier(n Notifier) Option {
+	return func(s *settings) {
+		if n != nil {
+			s.notifiers = append(s.notifiers, n)
+		}
+	}
+}
+
+// notifyTimeout bounds the delivery of one event to one Notifier.
+const notifyTimeout = 30 * time.Second
+
+// EventKind names a kind of Event, for receivers that do not switch on the
+// Go type (JSON, templates).
+type EventKind string
+
+// The kinds of Event.
+const (
+	KindObtained      EventKind = "obtained"
+	KindRenewed       EventKind = "renewed"
+	KindRenewalFailed EventKind = "renewal_failed"
+	KindExpiring      EventKind = "expiring"
+	KindExpirySummary EventKind = "expiry_summary"
+)
+
+// Event is what a Notifier receives: one of *CertObtained, *CertRenewed,
+// *RenewalFailed, *CertExpiring and *ExpirySummary. Each marshals to JSON
+// with snake_case keys.
+type Event interface {
+	// Kind names the event.
+	Kind() EventKind
+	// Title is a one-line summary, such as "certificate renewed: main".
+	Title() string
+	// Message describes the event in a few lines of plain text.
+	Message() string
+}
+
+// CertObtained is sent when a certificate is obtained where none was
+// served before (first start, or the previous one could not be loaded).
+type CertObtained struct {
+	Provider  string    `json:"provider"`
+	Domains   []string  `json:"domains"`
+	Serial    string    `json:"serial"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	Time      time.Time `json:"time"`
+}
+
+// CertRenewed is sent when a served certificate has been replaced by a new
+// one, which is now served.
+type CertRenewed struct {
+	Provider string   `json:"provider"`
+	Domains  []string `json:"domains"`
+	// Reason says why it was renewed, such as "renewal window suggested by
+	// the CA" or "forced".
+	Reason           string    `json:"reason"`
+	Serial           string    `json:"serial"`
+	NotBefore        time.Time `json:"not_before"`
+	NotAfter         time.Time `json:"not_after"`
+	PreviousSerial   string    `json:"previous_serial"`
+	PreviousNotAfter time.Time `json:"previous_not_after"`
+	Time             time.Time `json:"time"`
+}
+
+// RenewalFailed is sent when an attempt to obtain or renew a certificate
+// failed. The certificate served before, if any, is still served.
+type RenewalFailed struct {
+	Provider string   `json:"provider"`
+	Domains  []string `json:"domains"`
+	// Err is the failure; it wraps ErrObtain and the cause, so errors.Is
+	// and errors.As work, while its message hides secrets.
+	Err error `json:"-"`
+	// Error is the message of Err.
+	Error string `json:"error"`
+	// Failures counts the consecutive failed attempts, this one included.
+	Failures int `json:"failures"`
+	// RetryAt is when the next attempt is due, unless one is forced.
+	RetryAt time.Time `json:"retry_at"`
+	// NotAfter is the expiry of the certificate still served; zero when
+	// there is none.
+	NotAfter time.Time `json:"not_after,omitzero"`
+	Time     time.Time `json:"time"`
+}
+
+// CertExpiring is sent when a certificate nears its expiry without a
+// replacement: an ACME certificate that will expire before its next
+// renewal attempt, or a "local" certificate that is inside its renewal
+// window (another tool should have replaced it by now).
+type CertExpiring struct {
+	Provider string    `json:"provider"`
+	Domains  []string  `json:"domains"`
+	Serial   string    `json:"serial"`
+	NotAfter time.Time `json:"not_after"`
+	// Reason explains the warning.
+	Reason string    `json:"reason"`
+	Time   time.Time `json:"time"`
+}
+
+// ExpirySummary lists when each certificate expires; it is sent when
+// ScheduleRenewalAll starts.
+type ExpirySummary struct {
+	Certificates []CertExpiry `json:"certificates"`
+	Time         time.Time    `json:"time"`
+}
+
+// CertExpiry is one line of an ExpirySummary.
+type CertExpiry struct {
+	Provider string    `json:"provider"`
+	Domains  []string  `json:"domains"`
+	Serial   string    `json:"serial,omitempty"`
+	NotAfter time.Time `json:"not_after,omitzero"` // zero when no certificate is served
+}
+
+// Kind returns KindObtained.
+func (*CertObtained) Kind() EventKind { return KindObtained }
+
+// Title returns a one-line summary.
+func (e *CertObtained) Title() string { return "certificate obtained: " + e.Provider }
+
+// Message describes the event.
+func (e *CertObtained) Message() string {
+	return fmt.Sprintf("Domains: %s\nSerial: %s\nExpires: %s",
+		strings.Join(e.Domains, ", "), e.Serial, e.NotAfter.UTC().Format(time.RFC3339))
+}
+
+// Kind returns KindRenewed.
+func (*CertRenewed) Kind() EventKind { return KindRenewed }
+
+// Title returns a one-line summary.
+func (e *CertRenewed) Title() string { return "certificate renewed: " + e.Provider }
+
+// Message describes the event.
+func (e *CertRenewed) Message() string {
+	return fmt.Sprintf("Domains: %s\nReason: %s\nSerial: %s\nExpires: %s\nPrevious serial: %s (expiring %s)",
+		strings.Join(e.Domains, ", "), e.Reason, e.Serial, e.NotAfter.UTC().Format(time.RFC3339),
+		e.PreviousSerial, e.PreviousNotAfter.UTC().Format(time.RFC3339))
+}
+
+// Kind returns KindRenewalFailed.
+func (*RenewalFailed) Kind() EventKind { return KindRenewalFailed }
+
+// Title returns a one-line summary.
+func (e *RenewalFailed) Title() string { return "certificate renewal failed: " + e.Provider }
+
+// Message describes the event.
+func (e *RenewalFailed) Message() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Domains: %s\nError: %s\nConsecutive failures: %d\nNext attempt: %s",
+		strings.Join(e.Domains, ", "), e.Error, e.Failures, e.RetryAt.UTC().Format(time.RFC3339))
+	if e.NotAfter.IsZero() {
+		b.WriteString("\nNo certificate is being served.")
+	} else {
+		fmt.Fprintf(&b, "\nThe current certificate is still served; it expires %s.", e.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return b.String()
+}
+
+// Kind returns KindExpiring.
+func (*CertExpiring) Kind() EventKind { return KindExpiring }
+
+// Title returns a one-line summary.
+func (e *CertExpiring) Title() string { return "certificate expiring: " + e.Provider }
+
+// Message describes the event.
+func (e *CertExpiring) Message() string {
+	return fmt.Sprintf("Domains: %s\nSerial: %s\nExpires: %s\n%s",
+		strings.Join(e.Domains, ", "), e.Serial, e.NotAfter.UTC().Format(time.RFC3339), e.Reason)
+}
+
+// Kind returns KindExpirySummary.
+func (*ExpirySummary) Kind() EventKind { return KindExpirySummary }
+
+// Title returns a one-line summary.
+func (e *ExpirySummary) Title() string {
+	if len(e.Certificates) == 1 {
+		return "certificate expiries: 1 certificate"
+	}
+	return fmt.Sprintf("certificate expiries: %d certificates", len(e.Certificates))
+}
+
+// Message lists the certificates, one a line.
+func (e *ExpirySummary) Message() string {
+	lines := make([]string, len(e.Certificates))
+	for i, c := range e.Certificates {
+		when := "no certificate"
+		if !c.NotAfter.IsZero() {
+			when = "expires " + c.NotAfter.UTC().Format(time.RFC3339)
+		}
+		lines[i] = fmt.Sprintf("%s (%s): %s", c.Provider, strings.Join(c.Domains, ", "), when)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// notifyAll delivers events in order.
+func (p *Provider) notifyAll(ctx context.Context, events []Event) {
+	for _, e := range events {
+		p.notify(ctx, e)
+	}
+}
+
+// notify delivers e to every Notifier. It is given a context that is not
+// cancelled with ctx (an event about work that finished after its parent
+// ended is still delivered) but ends after notifyTimeout.
+func (p *Provider) notify(ctx context.Context, e Event) {
+	for _, n := range p.notifiers {
+		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
+		err := n.Notify(nctx, e)
+		cancel()
+		if err != nil {
+			p.logger.Warn().Str("event", string(e.Kind())).Str("error", p.scrub(err.Error())).Msg("notification failed")
+		}
+	}
+}
+
+// scrub removes the values of the provider's secrets (DNS provider
+// options, EAB HMAC key) from a message.
+func (p *Provider) scrub(msg string) string {
+	msg = scrubSecrets(msg, p.cfg.Options)
+	if h := p.cfg.EABHmac.Value(); len(h) >= 4 {
+		msg = strings.ReplaceAll(msg, h, redactedText)
+	}
+	return msg
+}
+
+// scrubbedError is an error whose message has secrets removed; it unwraps
+// to the original, so errors.Is and errors.As still see the cause.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+// serialHex formats a serial number as CertInfo does.
+func serialHex(c *x509.Certificate) string { return c.SerialNumber.Text(16) }

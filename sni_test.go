@@ -1,0 +1,656 @@
+package autocert
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+)
+
+// sniCertSpec describes a test certificate: its DNS names and, optionally,
+// a subject common name that is not among them.
+type sniCertSpec struct {
+	names []string
+	cn    string
+}
+
+// sniNames is a certificate holding names as DNS names.
+func sniNames(names ...string) *sniCertSpec { return &sniCertSpec{names: names} }
+
+// sniKey makes the key shared by a test's certificates.
+func sniKey(t testing.TB) crypto.Signer {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// sniCert makes a self-signed leaf certificate with the given DNS names
+// and common name, ready to serve.
+func sniCert(t testing.TB, key crypto.Signer, cn string, names ...string) *tls.Certificate {
+	t.Helper()
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: cn},
+		DNSNames:              names,
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}
+
+// sniProvider builds a Provider with a main block and extras extras, all
+// of provider pseudo with files in a temporary directory. Nothing is
+// obtained: tests give certificates with setCert.
+func sniProvider(t testing.TB, extras int) *Provider {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := &Config{
+		Provider: ProviderPseudo,
+		Domains:  []string{"placeholder.test"},
+		CertPath: filepath.Join(dir, "main.crt"),
+		KeyPath:  filepath.Join(dir, "main.key"),
+	}
+	for i := range extras {
+		cfg.Extra = append(cfg.Extra, ConfigExtra{
+			CertPath: filepath.Join(dir, fmt.Sprintf("extra%d.crt", i)),
+			KeyPath:  filepath.Join(dir, fmt.Sprintf("extra%d.key", i)),
+		})
+	}
+	p, err := NewProvider(cfg, nil, nil, WithLogger(zerolog.Nop()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// sniServe builds a Provider serving one certificate per spec, main first;
+// a nil spec leaves that provider without a certificate. It returns the
+// provider and the certificates, indexed like the specs.
+func sniServe(t testing.TB, specs ...*sniCertSpec) (*Provider, []*tls.Certificate) {
+	t.Helper()
+	key := sniKey(t)
+	p := sniProvider(t, len(specs)-1)
+	certs := make([]*tls.Certificate, len(specs))
+	for i, q := range p.all() {
+		if specs[i] == nil {
+			continue
+		}
+		certs[i] = sniCert(t, key, specs[i].cn, specs[i].names...)
+		q.setCert(certs[i])
+	}
+	return p, certs
+}
+
+// servedBy names the provider whose certificate c is: "main", "extra[N]".
+func servedBy(p *Provider, certs []*tls.Certificate, c *tls.Certificate) string {
+	for i, q := range p.all() {
+		if c != nil && certs[i] == c {
+			return q.GetName()
+		}
+	}
+	if c == nil {
+		return "nil"
+	}
+	return "an unknown certificate"
+}
+
+func TestGetCert(t *testing.T) {
+	long := strings.Repeat("a.", 126) + "example.com" // 263 bytes
+	tests := []struct {
+		name  string
+		certs []*sniCertSpec    // main, then the extras
+		want  map[string]string // server name -> provider whose certificate answers
+	}{{
+		name: "exact name before wildcard, whatever the order",
+		certs: []*sniCertSpec{
+			sniNames("example.com", "*.example.com"),
+			sniNames("api.example.com"),
+		},
+		want: map[string]string{
+			"api.example.com": "extra[0]",
+			"www.example.com": "main",
+			"example.com":     "main",
+		},
+	}, {
+		name: "most specific wildcard, one label each",
+		certs: []*sniCertSpec{
+			sniNames("main.test"),
+			sniNames("*.example.com"),
+			sniNames("*.api.example.com"),
+		},
+		want: map[string]string{
+			"x.api.example.com":   "extra[1]",
+			"api.example.com":     "extra[0]",
+			"x.example.com":       "extra[0]",
+			"a.b.example.com":     "main",
+			"y.x.api.example.com": "main",
+			"example.com":         "main",
+			"main.test":           "main",
+		},
+	}, {
+		name: "deep wildcard covers exactly one label",
+		certs: []*sniCertSpec{
+			sniNames("main.test"),
+			sniNames("*.a.b.c.d.example.com", "e.a.b.c.d.example.com"),
+			sniNames("*.e.a.b.c.d.example.com"),
+		},
+		want: map[string]string{
+			"x.a.b.c.d.example.com":   "extra[0]",
+			"e.a.b.c.d.example.com":   "extra[0]",
+			"x.e.a.b.c.d.example.com": "extra[1]",
+			"a.b.c.d.example.com":     "main",
+			"y.x.a.b.c.d.example.com": "main",
+			"x.b.c.d.example.com":     "main",
+		},
+	}, {
+		name: "case and trailing dot ignored on both sides",
+		certs: []*sniCertSpec{
+			sniNames("main.test"),
+			sniNames("WWW.Example.COM", "*.Shop.Example.Com"),
+			sniNames("dotted.example.com."),
+		},
+		want: map[string]string{
+			"www.example.com":        "extra[0]",
+			"WWW.EXAMPLE.COM":        "extra[0]",
+			"wWw.ExAmPlE.cOm.":       "extra[0]",
+			"www.example.com.":       "extra[0]",
+			"Cart.SHOP.example.com":  "extra[0]",
+			"cart.shop.example.com.": "extra[0]",
+			"DOTTED.example.com":     "extra[1]",
+			"dotted.example.com.":    "extra[1]",
+			"www.example.com..":      "main",
+		},
+	}, {
+		name: "exact name before wildcard, whatever the case",
+		certs: []*sniCertSpec{
+			sniNames("*.example.com"),
+			sniNames("www.example.com", "*.www.example.com"),
+		},
+		want: map[string]string{
+			"WWW.example.com":    "extra[0]",
+			"www.EXAMPLE.com":    "extra[0]",
+			"www.example.com.":   "extra[0]",
+			"A.www.example.com.": "extra[0]",
+			"web.example.com":    "main",
+		},
+	}, {
+		name: "overlapping extras: the first configured keeps a name",
+		certs: []*sniCertSpec{
+			sniNames("dup.example.com"),
+			sniNames("dup.example.com", "shared.example.com", "*.shared.example.com"),
+			sniNames("shared.example.com", "only1.example.com", "*.shared.example.com", "*.example.com"),
+			sniNames("*.example.com", "only1.example.com", "only2.example.com"),
+		},
+		want: map[string]string{
+			"dup.example.com":      "main",
+			"shared.example.com":   "extra[0]",
+			"x.shared.example.com": "extra[0]",
+			"only1.example.com":    "extra[1]",
+			"other.example.com":    "extra[1]",
+			"only2.example.com":    "extra[2]",
+		},
+	}, {
+		name: "common name counts as a name",
+		certs: []*sniCertSpec{
+			sniNames("main.test"),
+			{names: []string{"san.example.com"}, cn: "cn.example.com"},
+			{cn: "*.wild-cn.example.com"},
+		},
+		want: map[string]string{
+			"san.example.com":       "extra[0]",
+			"cn.example.com":        "extra[0]",
+			"x.wild-cn.example.com": "extra[1]",
+			"wild-cn.example.com":   "main",
+			"unrelated.example.com": "main",
+		},
+	}, {
+		name: "no server name gives the main certificate",
+		certs: []*sniCertSpec{
+			sniNames("main.test"),
+			sniNames("*.example.com", "example.com"),
+		},
+		want: map[string]string{
+			"":  "main",
+			".": "main",
+		},
+	}, {
+		name: "IP literals give the main certificate",
+		certs: []*sniCertSpec{
+			sniNames("main.test"),
+			sniNames("192.0.2.1", "*.0.2.1", "10.0.0.256", "10.0.0.01", "*.10.0.0.1", "2001:db8::1"),
+		},
+		want: map[string]string{
+			"192.0.2.1":     "main",
+			"192.0.2.1.":    "main",
+			"[192.0.2.1]":   "main",
+			"2001:db8::1":   "main",
+			"[2001:db8::1]": "main",
+			"::1":           "main",
+			"10.0.0.1":      "main",
+			// Not addresses (a field over 255, a leading zero, five
+			// fields): names, matched like any other.
+			"10.0.0.256": "extra[0]",
+			"10.0.0.01":  "extra[0]",
+			"9.10.0.0.1": "extra[0]",
+			"x.0.2.1":    "extra[0]",
+		},
+	}, {
+		name: "server names that are not host names give the main certificate",
+		certs: []*sniCertSpec{
+			sniNames("main.test"),
+			sniNames("*.example.com", "example.com"),
+		},
+		want: map[string]string{
+			"exa mple.com":        "main",
+			"a..example.com":      "main",
+			".example.com":        "main",
+			"-a.example.com":      "main",
+			"*.example.com":       "main",
+			"ünïcode.example.com": "main",
+			"a\x00.example.com":   "main",
+			long:                  "main",
+			"a-.example.com":      "extra[0]", // '-' is allowed after the first byte
+			"_acme.example.com":   "extra[0]", // as crypto/x509 allows '_'
+			"a.example.com":       "extra[0]",
+		},
+	}, {
+		name: "certificate names that are not host names are ignored",
+		certs: []*sniCertSpec{
+			sniNames("main.test"),
+			sniNames("bad..example.com", "*.*.example.com", "*", "*.", "a*.example.com", "-x.example.com"),
+			sniNames("*.example.com"),
+		},
+		want: map[string]string{
+			"bad..example.com": "main",
+			"x.y.example.com":  "main",
+			"ab.example.com":   "extra[1]",
+			"-x.example.com":   "main",
+			"com":              "main",
+		},
+	}, {
+		name: "single-label names and wildcards over a top-level domain",
+		certs: []*sniCertSpec{
+			sniNames("main.test"),
+			sniNames("localhost"),
+			sniNames("*.internal"),
+		},
+		want: map[string]string{
+			"localhost":     "extra[0]",
+			"LOCALHOST.":    "extra[0]",
+			"db.internal":   "extra[1]",
+			"internal":      "main",
+			"a.db.internal": "main",
+		},
+	}, {
+		name: "an extra stands in for main while main has no certificate",
+		certs: []*sniCertSpec{
+			nil,
+			sniNames("a.example.com"),
+			sniNames("b.example.com"),
+		},
+		want: map[string]string{
+			"":              "extra[0]",
+			"zzz.test":      "extra[0]",
+			"b.example.com": "extra[1]",
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, certs := sniServe(t, tt.certs...)
+			for server, want := range tt.want {
+				c, err := p.GetCert(&tls.ClientHelloInfo{ServerName: server})
+				if err != nil {
+					t.Fatalf("GetCert(%q): %v", server, err)
+				}
+				if got := servedBy(p, certs, c); got != want {
+					t.Errorf("GetCert(%q) = certificate of %s, want %s", server, got, want)
+				}
+			}
+			c, err := p.GetCert(nil)
+			if err != nil || c == nil || c != p.sni.Load().main {
+				t.Errorf("GetCert(nil) = %s, %v; want the main certificate", servedBy(p, certs, c), err)
+			}
+		})
+	}
+}
+
+func TestGetCertNoCertificate(t *testing.T) {
+	p := sniProvider(t, 2)
+	for _, hello := range []*tls.ClientHelloInfo{nil, {}, {ServerName: "example.com"}} {
+		c, err := p.GetCert(hello)
+		if c != nil || !errors.Is(err, ErrNoCertificate) {
+			t.Errorf("GetCert before any certificate = %v, %v; want nil, ErrNoCertificate", c, err)
+		}
+	}
+}
+
+// TestGetCertOnExtra: GetCert of an extra answers like that of main.
+func TestGetCertOnExtra(t *testing.T) {
+	p, certs := sniServe(t, sniNames("example.com"), sniNames("api.example.com"))
+	extra := p.extraProviders[0]
+	for server, want := range map[string]string{"api.example.com": "extra[0]", "example.com": "main", "": "main"} {
+		c, err := extra.GetCert(&tls.ClientHelloInfo{ServerName: server})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := servedBy(p, certs, c); got != want {
+			t.Errorf("extra GetCert(%q) = certificate of %s, want %s", server, got, want)
+		}
+	}
+}
+
+// TestGetCertFollowsRenewal: when a certificate is replaced, its names go
+// to the new one, names it no longer holds fall back, and the other
+// certificates keep theirs.
+func TestGetCertFollowsRenewal(t *testing.T) {
+	key := sniKey(t)
+	p, certs := sniServe(t, sniNames("example.com"), sniNames("old.example.com", "*.api.example.com"), sniNames("keep.example.com"))
+	renewed := sniCert(t, key, "", "new.example.com", "*.api.example.com")
+	p.extraProviders[0].setCert(renewed)
+
+	get := func(server string) *tls.Certificate {
+		c, err := p.GetCert(&tls.ClientHelloInfo{ServerName: server})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if get("new.example.com") != renewed || get("x.api.example.com") != renewed {
+		t.Error("the renewed certificate does not answer for its names")
+	}
+	if get("old.example.com") != certs[0] {
+		t.Error("a name the renewed certificate dropped is not answered by main")
+	}
+	if get("keep.example.com") != certs[2] {
+		t.Error("another extra lost its name when extra[0] was renewed")
+	}
+}
+
+// TestGetCertDoesNotAllocate: no server name, however written, costs an
+// allocation.
+func TestGetCertDoesNotAllocate(t *testing.T) {
+	p, _ := sniServe(t, sniNames("example.com", "*.example.com"), sniNames("api.example.com", "*.api.example.com"))
+	for _, server := range []string{
+		"", "api.example.com", "x.api.example.com", "www.example.com", "miss.example.org",
+		"API.Example.COM", "X.Api.EXAMPLE.com.", "api.example.com.", "192.0.2.1", "10.0.0.256",
+		"[2001:db8::1]", "exa mple.com", strings.Repeat("a", 300),
+	} {
+		hello := &tls.ClientHelloInfo{ServerName: server}
+		allocs := testing.AllocsPerRun(100, func() {
+			if c, err := p.GetCert(hello); c == nil || err != nil {
+				t.Fatalf("GetCert(%q) = %v, %v", server, c, err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("GetCert(%q) allocates %v times", server, allocs)
+		}
+	}
+}
+
+// TestGetCertSwapUnderLoad: parallel real TLS handshakes over loopback
+// while every certificate is replaced in a loop; each handshake completes
+// and the client verifies the certificate against the name it asked for.
+func TestGetCertSwapUnderLoad(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	specs := [][]string{
+		{"example.com", "*.example.com"},
+		{"api.example.com", "*.api.example.com"},
+		{"other.test"},
+	}
+	servers := []string{"example.com", "www.example.com", "api.example.com", "v2.api.example.com", "other.test", "OTHER.test."}
+	const versions = 3 // certificates each provider cycles through
+	key := sniKey(t)
+	p := sniProvider(t, len(specs)-1)
+	roots := x509.NewCertPool()
+	pool := make([][]*tls.Certificate, len(specs))
+	for i, names := range specs {
+		for range versions {
+			c := sniCert(t, key, names[0], names...)
+			roots.AddCert(c.Leaf)
+			pool[i] = append(pool[i], c)
+		}
+		p.all()[i].setCert(pool[i][0])
+	}
+
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", p.TLSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serving sync.WaitGroup
+	serving.Go(func() {
+		var conns sync.WaitGroup
+		defer conns.Wait()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				c.(*tls.Conn).Handshake()
+			})
+		}
+	})
+	defer func() {
+		ln.Close()
+		serving.Wait()
+	}()
+
+	// The swapper replaces every certificate in turn until the clients are
+	// done and it has made at least minSwaps swaps.
+	const minSwaps = 200
+	var swaps atomic.Int64
+	clientsDone := make(chan struct{})
+	var swapping sync.WaitGroup
+	swapping.Go(func() {
+		for i := 1; ; i++ {
+			select {
+			case <-clientsDone:
+				if swaps.Load() >= minSwaps {
+					return
+				}
+			default:
+			}
+			for j, q := range p.all() {
+				q.setCert(pool[j][i%versions])
+				swaps.Add(1)
+			}
+		}
+	})
+
+	const clients, perClient = 4, 15
+	errs := make(chan error, clients*perClient)
+	var dialing sync.WaitGroup
+	for k := range clients {
+		dialing.Go(func() {
+			for n := range perClient {
+				server := servers[(k+n)%len(servers)]
+				d := tls.Dialer{Config: &tls.Config{ServerName: server, RootCAs: roots}}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				c, err := d.DialContext(ctx, "tcp", ln.Addr().String())
+				cancel()
+				if err != nil {
+					errs <- fmt.Errorf("handshake for %q: %w", server, err)
+					continue
+				}
+				leaf := c.(*tls.Conn).ConnectionState().PeerCertificates[0]
+				if err := leaf.VerifyHostname(server); err != nil {
+					errs <- err
+				}
+				c.Close()
+			}
+		})
+	}
+	swapsBefore := swaps.Load()
+	dialing.Wait()
+	swapsDuring := swaps.Load() - swapsBefore
+	close(clientsDone)
+	swapping.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if swapsDuring == 0 {
+		t.Errorf("no certificate was replaced while the handshakes ran")
+	}
+	t.Logf("%d handshakes, %d swaps during them", clients*perClient, swapsDuring)
+}
+
+// TestTLSConfig: the config serves through GetCert with TLS 1.2 at least
+// and offers h2 then http/1.1.
+func TestTLSConfig(t *testing.T) {
+	p, certs := sniServe(t, sniNames("example.com"), sniNames("api.example.com"))
+	cfg := p.TLSConfig()
+	if cfg.MinVersion != tls.VersionTLS12 {
+		t.Errorf("MinVersion = %#x, want TLS 1.2", cfg.MinVersion)
+	}
+	if got := strings.Join(cfg.NextProtos, ","); got != "h2,http/1.1" {
+		t.Errorf("NextProtos = %s, want h2,http/1.1", got)
+	}
+	c, err := cfg.GetCertificate(&tls.ClientHelloInfo{ServerName: "api.example.com"})
+	if err != nil || c != certs[1] {
+		t.Errorf("GetCertificate(api.example.com) = certificate of %s, %v; want extra[0]", servedBy(p, certs, c), err)
+	}
+	cfg.NextProtos[0] = "changed"
+	if p.TLSConfig().NextProtos[0] != "h2" {
+		t.Error("changing a returned config changed the next one")
+	}
+}
+
+// sniHostName is what a host name looks like to crypto/x509 (ASCII
+// letters, digits, '_', and '-' not first, in non-empty labels), written
+// independently of hostKey.
+var sniHostName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_][A-Za-z0-9_-]*)*$`)
+
+// sniReference is the brute-force answer GetCert must give: it walks the
+// certificates in configured order and lets crypto/x509 decide whether a
+// certificate fits, first among exact names, then among wildcards; else
+// the main certificate. On top of VerifyHostname it applies GetCert's own
+// rules: one trailing dot is ignored on both sides, the common name counts
+// as a name, and a server name that is empty, an IP address, longer than
+// 253 bytes or not a host name gets the main certificate.
+func sniReference(certs []*tls.Certificate, server string) *tls.Certificate {
+	var main *tls.Certificate
+	for _, c := range certs {
+		if c != nil {
+			main = c
+			break
+		}
+	}
+	h := strings.TrimSuffix(server, ".")
+	if len(h) > 253 || net.ParseIP(h) != nil || !sniHostName.MatchString(h) {
+		return main
+	}
+	for _, wildcard := range []bool{false, true} {
+		for _, c := range certs {
+			if c == nil {
+				continue
+			}
+			var names []string
+			for _, n := range append(slices.Clone(c.Leaf.DNSNames), c.Leaf.Subject.CommonName) {
+				n = strings.TrimSuffix(n, ".")
+				if n != "" && strings.HasPrefix(n, "*.") == wildcard {
+					names = append(names, n)
+				}
+			}
+			if (&x509.Certificate{DNSNames: names}).VerifyHostname(h) == nil {
+				return c
+			}
+		}
+	}
+	return main
+}
+
+// FuzzSNI compares the matcher with sniReference. spec lists the
+// certificates in configured order, one a line, main first: names
+// separated by commas, "cn:" before the common name, a line "-" for a
+// provider without a certificate. Besides server (as given, in upper case
+// and with a trailing dot), it asks for names made from the certificates'
+// own names, so that random inputs often hit: each name, its wildcard
+// filled with server's first label, and each name one label deeper.
+func FuzzSNI(f *testing.F) {
+	f.Fuzz(func(t *testing.T, spec, server string) {
+		var certs []*tls.Certificate
+		for i, line := range strings.Split(spec, "\n") {
+			if i == 16 {
+				break
+			}
+			if line == "-" {
+				certs = append(certs, nil)
+				continue
+			}
+			leaf := &x509.Certificate{}
+			for _, n := range strings.Split(line, ",") {
+				if cn, ok := strings.CutPrefix(n, "cn:"); ok {
+					leaf.Subject.CommonName = cn
+				} else {
+					leaf.DNSNames = append(leaf.DNSNames, n)
+				}
+			}
+			certs = append(certs, &tls.Certificate{Leaf: leaf})
+		}
+		s := newSNISnapshot(certs)
+
+		label, _, _ := strings.Cut(server, ".")
+		asks := []string{server, strings.ToUpper(server), server + "."}
+		for _, c := range certs {
+			if c == nil {
+				continue
+			}
+			for _, n := range append(slices.Clone(c.Leaf.DNSNames), c.Leaf.Subject.CommonName) {
+				if len(asks) > 200 {
+					break
+				}
+				asks = append(asks, n, label+"."+n)
+				if rest, ok := strings.CutPrefix(n, "*"); ok {
+					asks = append(asks, label+rest)
+				}
+			}
+		}
+		for _, name := range asks {
+			got, want := s.match(name), sniReference(certs, name)
+			if got != want {
+				t.Fatalf("server name %q: matcher chose certificate %d, reference %d", name, slices.Index(certs, got), slices.Index(certs, want))
+			}
+		}
+	})
+}
