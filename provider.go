@@ -78,6 +78,7 @@ type settings struct {
 	storage   Storage
 	clock     Clock
 	notifiers []Notifier
+	progress  func(Progress)
 }
 
 // Option configures a Provider.
@@ -220,6 +221,23 @@ func (p *Provider) ObtainCertIfNotExistsAll() error {
 		})
 	}
 	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// LoadCertsAll loads the stored certificates of the main block and every
+// extra and serves them, without contacting any CA: for tools that only
+// show what is there. Each error names its provider; all are joined.
+func (p *Provider) LoadCertsAll() error {
+	ctx := context.Background()
+	var errs []error
+	for _, q := range p.all() {
+		cert, _, err := q.loadStored(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", q.name, err))
+			continue
+		}
+		q.setCert(cert)
+	}
 	return errors.Join(errs...)
 }
 
@@ -391,6 +409,7 @@ func (p *Provider) obtain(ctx context.Context, reason string, old *x509.Certific
 			}
 		}
 		if err == nil {
+			p.report(StepSaved, "", p.cfg.CertPath, 0)
 			p.clearFailure(ctx)
 			prev := p.cert.Load()
 			p.setCert(cert)
@@ -433,6 +452,7 @@ func (p *Provider) order(replaces *x509.Certificate) (*certificate.Resource, err
 	if err != nil {
 		return nil, err
 	}
+	p.report(StepOrder, "", strings.Join(p.cfg.Domains, ", "), 0)
 	req := certificate.ObtainRequest{
 		Domains: p.cfg.Domains,
 		Bundle:  true,
@@ -459,6 +479,13 @@ func (p *Provider) legoClient() (*lego.Client, error) {
 
 	cfg := *p.legoCfg
 	hc := *p.legoCfg.HTTPClient // lego wraps the client's transport: give it a copy
+	if p.progress != nil {
+		base := hc.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		hc.Transport = progressTransport{base, p}
+	}
 	cfg.HTTPClient = &hc
 	cfg.User = p.user
 	client, err := lego.NewClient(&cfg)
@@ -466,13 +493,14 @@ func (p *Provider) legoClient() (*lego.Client, error) {
 		return nil, fmt.Errorf("ACME directory %s: %w", cfg.CADirURL, err)
 	}
 	if p.user.GetRegistration() == nil {
+		p.report(StepAccount, "", "looking up the ACME account at "+cfg.CADirURL, 0)
 		reg, err := p.findOrRegister(client)
 		if err != nil {
 			return nil, err
 		}
 		p.user.setRegistration(reg)
 	}
-	if err := client.Challenge.SetDNS01Provider(p.dns, p.dnsOptions()...); err != nil {
+	if err := client.Challenge.SetDNS01Provider(p.withProgress(p.dns), p.dnsOptions()...); err != nil {
 		return nil, err
 	}
 	p.client = client
@@ -512,13 +540,23 @@ func (p *Provider) findOrRegister(client *lego.Client) (*registration.Resource, 
 // resolvers (never lego's process-wide list, which two Providers would
 // fight over).
 func (p *Provider) dnsOptions() []dns01.ChallengeOption {
-	if len(p.cfg.Resolvers) == 0 {
+	resolvers := p.cfg.Resolvers
+	if len(resolvers) == 0 && p.progress == nil {
 		return nil
 	}
-	resolvers := p.cfg.Resolvers
+	var started propagationClock
 	return []dns01.ChallengeOption{
-		dns01.WrapPreCheck(func(domain, fqdn, value string, _ dns01.PreCheckFunc) (bool, error) {
-			return txtVisible(resolvers, fqdn, value)
+		dns01.WrapPreCheck(func(domain, fqdn, value string, check dns01.PreCheckFunc) (ok bool, err error) {
+			p.report(StepPropagation, domain, "waiting for "+fqdn, started.elapsed(fqdn, time.Now()))
+			if len(resolvers) == 0 {
+				ok, err = check(fqdn, value)
+			} else {
+				ok, err = txtVisible(resolvers, fqdn, value)
+			}
+			if ok {
+				started.done(fqdn)
+			}
+			return ok, err
 		}),
 	}
 }

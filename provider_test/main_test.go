@@ -8,6 +8,8 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"log"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,10 +18,14 @@ import (
 
 	"github.com/autocert-dev/autocert"
 	"github.com/autocert-dev/autocert/acmetest"
+	legolog "github.com/go-acme/lego/v4/log"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
+	// lego logs every ACME step to its own process-wide logger; the tests
+	// read autocert's zerolog output instead.
+	legolog.Logger = log.New(io.Discard, "", 0)
 	goleak.VerifyTestMain(m, acmetest.LeakOptions()...)
 }
 
