@@ -16,7 +16,6 @@ import (
 	"net/mail"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -258,13 +257,8 @@ func (v *validator) storage(sc *StorageConfig) {
 	if sc.Type == "" {
 		sc.Type = StorageTypeFile
 	}
-	known := storageTypes()
-	if !slices.Contains(known, sc.Type) {
-		if s := suggest(sc.Type, known); s != "" {
-			v.add("storage.type", nil, "unknown storage type %q (did you mean %s?)", sc.Type, s)
-		} else {
-			v.add("storage.type", nil, "unknown storage type %q (known: %s; a storage package must be imported to register its type)", sc.Type, strings.Join(known, ", "))
-		}
+	if !slices.Contains(storageTypes(), sc.Type) {
+		v.add("storage.type", nil, "%s", unknownStorageType(sc.Type))
 		return
 	}
 	if sc.Type != StorageTypeFile && sc.DSN == "" {
@@ -706,7 +700,7 @@ func validBase64URL(s string) bool {
 // readCACertFile returns the certificates of a PEM file. The error names
 // the file.
 func readCACertFile(path string) ([]*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFileLimited(path, maxCACertSize)
 	if err != nil {
 		return nil, err
 	}
@@ -865,8 +859,38 @@ func cloneField(v reflect.Value) {
 //
 // An account key file that exists but cannot be used is an error wrapping
 // ErrAccountKey; the file is left untouched.
+//
+// When the config has a storage block naming a shared store (such as
+// postgres), the account key is kept there under acme_key_path instead of
+// in a file: GetLegoConfig opens the storage (giving up after 30 seconds),
+// and creates the key under the storage's lock after reading it again, so
+// that instances starting together end up with one key, hence one ACME
+// account. The returned User keeps that open storage
+// for NewProvider, which takes it over instead of opening a second one;
+// Provider.Close closes it. (A User from which no Provider is built keeps
+// its storage open until the program ends.)
 func (cfg *Config) GetLegoConfig() (*User, *lego.Config, error) {
-	return cfg.legoConfig(context.Background(), &FileStorage{})
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if !isACME(cfg.Provider) {
+		return nil, nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storageOpenTimeout)
+	defer cancel()
+	st, err := cfg.OpenStorage(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	user, lc, err := cfg.legoConfig(ctx, st)
+	if err != nil {
+		closeStorage(st)
+		return nil, nil, err
+	}
+	if cfg.sharedStorage() {
+		user.opened = st
+	}
+	return user, lc, nil
 }
 
 // legoConfig is GetLegoConfig with the account key kept in st.

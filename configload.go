@@ -15,11 +15,12 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// LoadConfig reads a configuration file, YAML or JSON, and validates it
-// (see ParseConfig). Every error names the file, and the line when known:
+// LoadConfig reads a configuration file, YAML or JSON, of at most 1 MiB,
+// and validates it (see ParseConfig). Every error names the file, and the
+// line when known:
 // "autocert.yaml:12: extra[1].domains[0]: invalid domain ...".
 func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFileLimited(path, maxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading autocert config: %w", err)
 	}

@@ -31,6 +31,16 @@ type failureRecord struct {
 	Message  string    // the error, on one line
 }
 
+// attemptUnfinished is the message of the record written before an order:
+// it stays only if the attempt never finished (its process died).
+const attemptUnfinished = "attempt did not finish"
+
+// unfinished reports whether r was written before an attempt that never
+// finished, rather than after a failure.
+func (r failureRecord) unfinished() bool {
+	return r.RetryAt.IsZero() && r.Message == attemptUnfinished
+}
+
 // failureKey is the storage key of the failure record of a certificate:
 // <dir of cert_path>/.last_failure-<hex of sha256(cert_path|key_path)[:6]>.
 func failureKey(certPath, keyPath string) string {
@@ -168,4 +178,15 @@ func (r failureRecord) retryAt(notAfter time.Time) time.Time {
 		remaining = notAfter.Sub(r.Time)
 	}
 	return r.Time.Add(retryDelay(r.Attempts, remaining, 0))
+}
+
+// failuresKnown is the number of consecutive failures this process knows
+// of for p's certificate. It keeps the back-off growing when the failure
+// record cannot be stored (a read-only or full disk, a storage that is
+// down): the record read back then holds fewer attempts, or none.
+func (p *Provider) failuresKnown() int {
+	s := p.scheduler()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return p.rs.fail.Attempts
 }

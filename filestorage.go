@@ -32,7 +32,9 @@ const (
 // configuration names. Its zero value is ready to use.
 //
 // Each file is written crash-safely: to a temporary file in the same
-// directory, flushed to disk, then renamed over the old one. A Store of
+// directory, flushed to disk, then renamed over the old one. A temporary
+// file that a killed process left behind is removed by a later Load in
+// its directory once it is ten minutes old. A Store of
 // several entries (a certificate and its key) is first written as one
 // journal file in the directory of its first entry; the next Load in that
 // directory completes an interrupted Store from the journal, so a reader
@@ -41,7 +43,9 @@ const (
 // Files holding Private entries get mode 0600, others 0644, whatever the
 // umask; a missing directory is created 0700 for a private entry, else 0755.
 // A file that is a symbolic link is replaced by a regular file, never
-// written through. Lock uses an OS file lock (flock) on a file beside the
+// written through; reads follow links (so a layout of links, such as
+// certbot's live/ directory, loads). Files larger than 1 MiB are refused
+// without being read whole. Lock uses an OS file lock (flock) on a file beside the
 // key, released by the kernel when the holding process dies.
 type FileStorage struct {
 	mu   sync.Mutex // serialises journal writes and recovery in this process
@@ -61,10 +65,12 @@ type journalEntry struct {
 
 // Load implements Storage.
 func (s *FileStorage) Load(ctx context.Context, key string) ([]byte, error) {
-	if err := s.recover(ctx, filepath.Dir(key)); err != nil {
+	dir := filepath.Dir(key)
+	if err := s.recover(ctx, dir); err != nil {
 		return nil, err
 	}
-	return os.ReadFile(key)
+	removeStaleTemps(dir)
+	return readFileLimited(key, maxFileSize)
 }
 
 // Store implements Storage.
@@ -162,7 +168,7 @@ func (s *FileStorage) recover(ctx context.Context, dir string) error {
 	}
 	defer unlock()
 	for _, jpath := range matches {
-		data, err := os.ReadFile(jpath)
+		data, err := readFileLimited(jpath, maxFileSize)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // completed meanwhile
 		}
@@ -229,6 +235,24 @@ func writeFileAtomic(path string, data []byte, private bool) (err error) {
 		return err
 	}
 	return syncDir(dir)
+}
+
+// staleTempAge is the age after which a temporary file is known to be left
+// by a write that never finished (its process died before the rename): no
+// write takes that long, so no live writer owns it.
+const staleTempAge = 10 * time.Minute
+
+// removeStaleTemps removes from dir the temporary files of writes that
+// never finished. They are litter, but may hold private keys: every Load
+// in their directory (every start reads there) clears those of the past.
+// Errors are ignored.
+func removeStaleTemps(dir string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, tempPrefix+"*"))
+	for _, m := range matches {
+		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > staleTempAge {
+			_ = os.Remove(m)
+		}
+	}
 }
 
 func removeSynced(path string) error {

@@ -52,10 +52,11 @@ const (
 	KindRenewalFailed EventKind = "renewal_failed"
 	KindExpiring      EventKind = "expiring"
 	KindExpirySummary EventKind = "expiry_summary"
+	KindReloaded      EventKind = "reloaded"
 )
 
 // Event is what a Notifier receives: one of *CertObtained, *CertRenewed,
-// *RenewalFailed, *CertExpiring and *ExpirySummary. Each marshals to JSON
+// *CertReloaded, *RenewalFailed, *CertExpiring and *ExpirySummary. Each marshals to JSON
 // with snake_case keys.
 type Event interface {
 	// Kind names the event.
@@ -91,6 +92,26 @@ type CertRenewed struct {
 	PreviousSerial   string    `json:"previous_serial"`
 	PreviousNotAfter time.Time `json:"previous_not_after"`
 	Time             time.Time `json:"time"`
+}
+
+// CertReloaded is sent when a certificate read from storage replaces the
+// one served (or is the first served) without this Provider having
+// obtained it: with a storage shared by several instances, the instances
+// that did not order a certificate send it when they swap in the one
+// another instance obtained, after writing its files; with "local"
+// certificates, when another tool replaced the files. A program that
+// reloads a server reading the certificate files does so on this event as
+// on CertObtained and CertRenewed.
+type CertReloaded struct {
+	Provider  string    `json:"provider"`
+	Domains   []string  `json:"domains"`
+	Serial    string    `json:"serial"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	// PreviousSerial is the serial of the certificate served before; ""
+	// when none was.
+	PreviousSerial string    `json:"previous_serial,omitempty"`
+	Time           time.Time `json:"time"`
 }
 
 // RenewalFailed is sent when an attempt to obtain or renew a certificate
@@ -165,6 +186,22 @@ func (e *CertRenewed) Message() string {
 	return fmt.Sprintf("Domains: %s\nReason: %s\nSerial: %s\nExpires: %s\nPrevious serial: %s (expiring %s)",
 		strings.Join(e.Domains, ", "), e.Reason, e.Serial, e.NotAfter.UTC().Format(time.RFC3339),
 		e.PreviousSerial, e.PreviousNotAfter.UTC().Format(time.RFC3339))
+}
+
+// Kind returns KindReloaded.
+func (*CertReloaded) Kind() EventKind { return KindReloaded }
+
+// Title returns a one-line summary.
+func (e *CertReloaded) Title() string { return "certificate reloaded from storage: " + e.Provider }
+
+// Message describes the event.
+func (e *CertReloaded) Message() string {
+	msg := fmt.Sprintf("Domains: %s\nSerial: %s\nExpires: %s",
+		strings.Join(e.Domains, ", "), e.Serial, e.NotAfter.UTC().Format(time.RFC3339))
+	if e.PreviousSerial != "" {
+		msg += "\nPrevious serial: " + e.PreviousSerial
+	}
+	return msg
 }
 
 // Kind returns KindRenewalFailed.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -166,4 +167,41 @@ func (t progressTransport) inspect(jws []byte) {
 	case bytes.Contains(payload, []byte(`"csr"`)):
 		t.p.report(StepFinalize, "", "", 0)
 	}
+}
+
+// String describes the report in a few words for a person, such as
+// "main: DNS record presented for example.com" or "main: waiting for the
+// DNS record of example.com to propagate (2.5s)".
+func (pr Progress) String() string {
+	var what string
+	switch pr.Step {
+	case StepAccount:
+		what = "looking up the ACME account"
+		if pr.Detail != "" {
+			what = pr.Detail
+		}
+	case StepOrder:
+		what = "ordering a certificate for " + pr.Detail
+	case StepPresent:
+		what = "DNS record presented for " + pr.Domain
+	case StepPropagation:
+		what = fmt.Sprintf("waiting for the DNS record of %s to propagate (%s)", pr.Domain, pr.Elapsed.Round(100*time.Millisecond))
+	case StepValidation:
+		what = "the CA is validating the DNS record"
+	case StepFinalize:
+		what = "the CA is issuing the certificate"
+	case StepCleanUp:
+		what = "DNS record removed for " + pr.Domain
+	case StepSaved:
+		what = "certificate saved to " + pr.Detail
+	default:
+		what = string(pr.Step)
+		if pr.Domain != "" {
+			what += " " + pr.Domain
+		}
+		if pr.Detail != "" {
+			what += ": " + pr.Detail
+		}
+	}
+	return pr.Provider + ": " + what
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -55,6 +56,11 @@ type Provider struct {
 	clientMu sync.Mutex
 	client   *lego.Client
 
+	// serveMu makes reading the stored certificate and serving it one
+	// step, so that a reload racing with an obtain never serves the older
+	// of two certificates; the certificate files are written under it.
+	serveMu   sync.Mutex
+	filesErr  bool                            // the last write of the certificate files failed; guarded by serveMu
 	cert      atomic.Pointer[tls.Certificate] // the certificate served, Leaf set
 	sni       atomic.Pointer[sniSnapshot]     // main only: what GetCert reads
 	publishMu sync.Mutex                      // main only: one snapshot rebuild at a time
@@ -62,6 +68,10 @@ type Provider struct {
 	rs        renewState // guarded by the scheduler's mutex (renew.go)
 	schedOnce sync.Once  // main only
 	sched     *scheduler // main only: renews main and the extras
+
+	closer    io.Closer // main only: the storage the Provider opened, closed by Close
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // account is an ACME account shared by the providers that use the same
@@ -79,6 +89,7 @@ type settings struct {
 	clock     Clock
 	notifiers []Notifier
 	progress  func(Progress)
+	reread    time.Duration // periodic re-read of a shared storage; storageRereadInterval when 0
 }
 
 // Option configures a Provider.
@@ -88,8 +99,12 @@ type Option func(*settings)
 // standard error. The global zerolog logger is never changed.
 func WithLogger(l zerolog.Logger) Option { return func(s *settings) { s.logger = l } }
 
-// WithStorage sets where certificates, keys and records are kept. The
-// default is a FileStorage using the paths of the config.
+// WithStorage sets where certificates, keys and records are kept, in place
+// of the config's storage block. The default is the storage the block
+// names, or a FileStorage using the paths of the config when there is
+// none. The caller keeps ownership of st: Provider.Close does not close
+// it. The ACME account key is read where GetLegoConfig read it (the
+// config's storage block).
 func WithStorage(st Storage) Option { return func(s *settings) { s.storage = st } }
 
 // WithClock sets the clock, for tests that drive time.
@@ -103,20 +118,49 @@ func WithClock(c Clock) Option { return func(s *settings) { s.clock = c } }
 //
 // NewProvider does not contact the CA or read certificates: call
 // ObtainCertIfNotExistsAll next.
-func NewProvider(cfg *Config, user *User, legoCfg *lego.Config, opts ...Option) (*Provider, error) {
+//
+// Storage: without WithStorage, the Provider uses the storage of the
+// config's storage block. It takes over the one GetLegoConfig opened for
+// user, or opens it itself (local and pseudo providers, or a User made by
+// hand), and owns it: Provider.Close closes it. With a storage shared by
+// several instances, ScheduleRenewalAll also keeps the certificates served
+// in step with it, and the certificate files are written on this instance
+// (see ScheduleRenewalAll and Provider.Close).
+func NewProvider(cfg *Config, user *User, legoCfg *lego.Config, opts ...Option) (_ *Provider, err error) {
 	if cfg == nil {
 		return nil, fmt.Errorf("%w: nil config", ErrInvalidConfig)
 	}
+	// The storage GetLegoConfig opened is the Provider's from now on,
+	// closed below if no Provider comes of it.
+	opened := user.takeStorage()
+	defer func() {
+		if err != nil && opened != nil {
+			closeStorage(opened)
+		}
+	}()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	s := settings{
-		logger:  zerolog.New(os.Stderr).Level(zerolog.InfoLevel).With().Timestamp().Logger(),
-		storage: &FileStorage{},
-		clock:   systemClock{},
+		logger: zerolog.New(os.Stderr).Level(zerolog.InfoLevel).With().Timestamp().Logger(),
+		clock:  systemClock{},
 	}
 	for _, o := range opts {
 		o(&s)
+	}
+	if s.storage == nil {
+		if opened == nil && cfg.sharedStorage() {
+			ctx, cancel := context.WithTimeout(context.Background(), storageOpenTimeout)
+			opened, err = cfg.OpenStorage(ctx)
+			cancel()
+			if err != nil {
+				return nil, err
+			}
+		}
+		s.storage = opened
+		if s.storage == nil {
+			s.storage = &FileStorage{}
+		}
 	}
 	acct := &account{user: user}
 	main, err := newProvider("main", cfg, user, legoCfg, acct, s)
@@ -131,7 +175,10 @@ func NewProvider(cfg *Config, user *User, legoCfg *lego.Config, opts ...Option) 
 		ecfg := (*Config)(&merged)
 		eu, elc, eacct := user, legoCfg, acct
 		if isACME(ecfg.Provider) && (!isACME(cfg.Provider) || ecfg.CADirURL != cfg.CADirURL || ecfg.ACMEKeyPath != cfg.ACMEKeyPath) {
-			eu, elc, err = ecfg.GetLegoConfig()
+			// Its own account, kept in the same storage.
+			ctx, cancel := context.WithTimeout(context.Background(), storageOpenTimeout)
+			eu, elc, err = ecfg.legoConfig(ctx, s.storage)
+			cancel()
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 				continue
@@ -148,6 +195,9 @@ func NewProvider(cfg *Config, user *User, legoCfg *lego.Config, opts ...Option) 
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if c, ok := opened.(io.Closer); ok {
+		main.closer = c
 	}
 	return main, nil
 }
@@ -226,26 +276,32 @@ func (p *Provider) ObtainCertIfNotExistsAll() error {
 
 // LoadCertsAll loads the stored certificates of the main block and every
 // extra and serves them, without contacting any CA: for tools that only
-// show what is there. Each error names its provider; all are joined.
+// show what is there. It writes no file. Each error names its provider;
+// all are joined.
 func (p *Provider) LoadCertsAll() error {
 	ctx := context.Background()
 	var errs []error
 	for _, q := range p.all() {
-		cert, _, err := q.loadStored(ctx)
+		q.serveMu.Lock()
+		sc, _, err := q.loadStoredPEM(ctx)
+		if err == nil {
+			q.setCert(sc.cert)
+		}
+		q.serveMu.Unlock()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", q.name, err))
-			continue
 		}
-		q.setCert(cert)
 	}
 	return errors.Join(errs...)
 }
 
 func (p *Provider) obtainIfNotExists(ctx context.Context) error {
-	cert, why, err := p.loadStored(ctx)
-	if cert != nil {
-		p.setCert(cert)
+	p.serveMu.Lock()
+	sc, why, err := p.loadStoredPEM(ctx)
+	if sc.cert != nil {
+		p.serveLocked(sc)
 	}
+	p.serveMu.Unlock()
 	if err == nil && why == "" {
 		return nil
 	}
@@ -259,41 +315,64 @@ func (p *Provider) obtainIfNotExists(ctx context.Context) error {
 	case ProviderPseudo:
 		return p.makePseudo(ctx)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		p.logger.Info().Err(err).Msg("no stored certificate, obtaining one")
+		why = err.Error()
+	case err != nil:
 		p.logger.Warn().Err(err).Msg("stored certificate unusable, obtaining a new one")
 		why = err.Error()
 	}
-	if rec, ok := p.loadFailure(ctx); ok {
-		if until := rec.Time.Add(startupCooldown); p.clock.Now().Before(until) {
-			return fmt.Errorf("%w: last attempt failed at %s; not retrying before %s",
-				ErrCoolingDown, rec.Time.Format(time.RFC3339), until.Format(time.RFC3339))
-		}
-	}
-	return p.obtain(ctx, why, nil, false)
+	return p.obtain(ctx, why, nil, false, attemptStartup)
+}
+
+// storedCert is a certificate as read from storage: the parsed pair and
+// the PEM texts it was parsed from.
+type storedCert struct {
+	cert            *tls.Certificate
+	certPEM, keyPEM []byte
 }
 
 // loadStored reads the certificate and key from storage. It returns the
 // certificate when it loads (even if it needs replacing), why it needs
 // replacing ("" when it does not), or an error when there is nothing usable.
 func (p *Provider) loadStored(ctx context.Context) (*tls.Certificate, string, error) {
+	sc, why, err := p.loadStoredPEM(ctx)
+	return sc.cert, why, err
+}
+
+// loadStoredPEM is loadStored keeping the PEM texts.
+func (p *Provider) loadStoredPEM(ctx context.Context) (storedCert, string, error) {
 	certPEM, err := p.storage.Load(ctx, p.cfg.CertPath)
 	if err != nil {
-		return nil, "", p.loadError("certificate", p.cfg.CertPath, err)
+		return storedCert{}, "", p.loadError("certificate", p.cfg.CertPath, err)
 	}
 	keyPEM, err := p.storage.Load(ctx, p.cfg.KeyPath)
 	if err != nil {
-		return nil, "", p.loadError("key", p.cfg.KeyPath, err)
+		return storedCert{}, "", p.loadError("key", p.cfg.KeyPath, err)
 	}
 	cert, err := parseKeyPair(certPEM, keyPEM)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: %s and %s: %w", ErrMissingCertificate, p.cfg.CertPath, p.cfg.KeyPath, err)
+		return storedCert{}, "", fmt.Errorf("%w: %s and %s: %w", ErrMissingCertificate, p.cfg.CertPath, p.cfg.KeyPath, err)
 	}
-	return cert, p.mismatch(cert.Leaf, cert.PrivateKey), nil
+	return storedCert{cert, certPEM, keyPEM}, p.mismatch(cert.Leaf, cert.PrivateKey), nil
+}
+
+// missingFileError says a certificate or key file does not exist. It is
+// both ErrMissingCertificate and fs.ErrNotExist for errors.Is.
+type missingFileError struct{ what, path string }
+
+func (e *missingFileError) Error() string {
+	return fmt.Sprintf("%v: %s file %s does not exist", ErrMissingCertificate, e.what, e.path)
+}
+
+func (e *missingFileError) Is(target error) bool {
+	return target == ErrMissingCertificate || target == fs.ErrNotExist
 }
 
 func (p *Provider) loadError(what, path string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%w: %s file %s does not exist", ErrMissingCertificate, what, path)
+		return &missingFileError{what, path}
 	}
 	return fmt.Errorf("%w: reading %s file %s: %w", ErrMissingCertificate, what, path, err)
 }
@@ -364,12 +443,35 @@ func parseKeyPair(certPEM, keyPEM []byte) (*tls.Certificate, error) {
 	return &cert, nil
 }
 
+// attempt says who asks obtain for a certificate, which decides how a
+// failure recorded in storage (by this instance or another) is honoured.
+type attempt int
+
+const (
+	// attemptStartup: ObtainCertIfNotExistsAll. Refused within
+	// startupCooldown of a failure, so a restart loop cannot hammer the
+	// CA.
+	attemptStartup attempt = iota
+	// attemptScheduled: the scheduler, when the renewal rules say so. A
+	// failure another instance recorded meanwhile is waited for, as if it
+	// were this instance's.
+	attemptScheduled
+	// attemptForced: ForceExpiryAll, which ignores failures.
+	attemptForced
+)
+
 // obtain orders a new certificate from the CA, stores it and serves it.
 // old, when not nil, is the certificate being renewed; with replaces (a
 // renewal on the CA's advice) its ARI identifier is sent so the CA can
 // exempt the order from rate limits. The outcome is reported to the
 // scheduler and the notifiers (renew.go).
-func (p *Provider) obtain(ctx context.Context, reason string, old *x509.Certificate, replaces bool) error {
+//
+// The certificate's storage lock is held throughout, so that instances
+// sharing the storage send one order: once it holds the lock, obtain reads
+// the storage again and serves, without ordering, a certificate another
+// instance stored meanwhile; then it reads the failure record again (see
+// mayAttempt).
+func (p *Provider) obtain(ctx context.Context, reason string, old *x509.Certificate, replaces bool, who attempt) error {
 	var events []Event // notified once the locks are released
 	defer func() { p.notifyAll(ctx, events) }()
 	p.obtainMu.Lock()
@@ -380,14 +482,23 @@ func (p *Provider) obtain(ctx context.Context, reason string, old *x509.Certific
 	}
 	defer unlock()
 
-	// Another process sharing the storage may have just done the work.
-	if cert, why, err := p.loadStored(ctx); err == nil && why == "" && (old == nil || !cert.Leaf.Equal(old)) {
-		p.setCert(cert)
+	// Another instance sharing the storage may have just done the work.
+	p.serveMu.Lock()
+	sc, why, err := p.loadStoredPEM(ctx)
+	if err == nil && why == "" && (old == nil || !sc.cert.Leaf.Equal(old)) {
+		events = p.adoptLocked(sc)
+		p.serveMu.Unlock()
 		return nil
 	}
+	p.serveMu.Unlock()
 
 	rec, _ := p.loadFailure(ctx)
-	rec = failureRecord{Time: p.clock.Now(), Attempts: rec.Attempts + 1, Message: "attempt did not finish"}
+	if who != attemptForced {
+		if err := p.mayAttempt(rec, who); err != nil {
+			return err
+		}
+	}
+	rec = failureRecord{Time: p.clock.Now(), Attempts: max(rec.Attempts, p.failuresKnown()) + 1, Message: attemptUnfinished}
 	// Written before the order, so that a crash in the middle still counts.
 	p.storeFailure(ctx, rec)
 
@@ -398,21 +509,26 @@ func (p *Provider) obtain(ctx context.Context, reason string, old *x509.Certific
 	}
 	res, err := p.order(ari)
 	if err == nil {
-		var cert *tls.Certificate
+		var cert, prev *tls.Certificate
 		if cert, err = parseKeyPair(res.Certificate, res.PrivateKey); err == nil {
+			// Stored and served as one step: a reload that the change
+			// notification of this Store starts finds it served.
+			p.serveMu.Lock()
 			err = p.storage.Store(ctx,
 				Entry{Key: p.cfg.CertPath, Value: res.Certificate},
 				Entry{Key: p.cfg.KeyPath, Value: res.PrivateKey, Private: true},
 			)
-			if err != nil {
+			if err == nil {
+				prev = p.cert.Load()
+				p.serveLocked(storedCert{cert, res.Certificate, res.PrivateKey})
+			} else {
 				err = fmt.Errorf("saving certificate: %w", err)
 			}
+			p.serveMu.Unlock()
 		}
 		if err == nil {
 			p.report(StepSaved, "", p.cfg.CertPath, 0)
 			p.clearFailure(ctx)
-			prev := p.cert.Load()
-			p.setCert(cert)
 			events = p.obtained(prev, cert, reason)
 			return nil
 		}
@@ -429,6 +545,53 @@ func (p *Provider) obtain(ctx context.Context, reason string, old *x509.Certific
 	err = fmt.Errorf("%w: %w", ErrObtain, err)
 	events = p.obtainFailed(rec, err)
 	return &scrubbedError{p.scrub(err.Error()), err}
+}
+
+// mayAttempt decides, under the certificate's storage lock, whether the
+// failure record rec (zero when there is none) lets who order now. A
+// record of an attempt that did not finish, read while holding the lock,
+// was left by a holder that died in the middle of its order (a crash, a
+// kill, a lost host): another instance takes over at once, except at
+// start-up after a second such crash in a row within startupCooldown,
+// which looks like a crash loop. A finished failure refuses a start-up
+// within startupCooldown; for the scheduler, a finished failure that
+// another instance recorded since this one last looked (newer than the
+// failure it knows) is adopted with its retry time, so the fleet backs off
+// together instead of each instance retrying in turn. It returns nil, or
+// the ErrCoolingDown error to return.
+func (p *Provider) mayAttempt(rec failureRecord, who attempt) error {
+	if rec.Time.IsZero() {
+		return nil
+	}
+	now := p.clock.Now()
+	switch who {
+	case attemptStartup:
+		until := rec.Time.Add(startupCooldown)
+		if !now.Before(until) || (rec.unfinished() && rec.Attempts < 2) {
+			return nil
+		}
+		return fmt.Errorf("%w: last attempt failed at %s; not retrying before %s",
+			ErrCoolingDown, rec.Time.Format(time.RFC3339), until.Format(time.RFC3339))
+	case attemptScheduled:
+		if rec.unfinished() || !now.Before(rec.RetryAt) {
+			return nil
+		}
+		s := p.scheduler()
+		s.mu.Lock()
+		adopt := rec.Time.After(p.rs.fail.Time)
+		if adopt {
+			p.rs.fail, p.rs.failFresh = rec, false
+		}
+		s.mu.Unlock()
+		if !adopt {
+			return nil
+		}
+		p.logger.Info().Time("failed_at", rec.Time).Time("retry_at", rec.RetryAt).Str("error", rec.Message).
+			Msg("another instance failed to renew this certificate; waiting as it does")
+		return fmt.Errorf("%w: another instance's attempt failed at %s; not retrying before %s",
+			ErrCoolingDown, rec.Time.Format(time.RFC3339), rec.RetryAt.Format(time.RFC3339))
+	}
+	return nil
 }
 
 // retryAfterOf returns the wait a rate-limit answer of the CA asks for.

@@ -29,6 +29,8 @@ func (p *Provider) makePseudo(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	p.serveMu.Lock()
+	defer p.serveMu.Unlock()
 	err = p.storage.Store(ctx,
 		Entry{Key: p.cfg.CertPath, Value: certPEM},
 		Entry{Key: p.cfg.KeyPath, Value: keyPEM, Private: true},
@@ -36,7 +38,7 @@ func (p *Provider) makePseudo(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("saving self-signed certificate: %w", err)
 	}
-	p.setCert(cert)
+	p.serveLocked(storedCert{cert, certPEM, keyPEM})
 	p.logger.Info().Strs("domains", p.cfg.Domains).Msg("self-signed certificate created")
 	return nil
 }

@@ -50,3 +50,30 @@ func (r Redacted) MarshalYAML() (any, error) { return r.String(), nil }
 // Options holds the settings of a DNS provider (credentials, TTL, timeouts).
 // Every value is a secret as far as rendering goes.
 type Options map[string]Redacted
+
+// Format implements fmt.Formatter for the storage block, so that no verb
+// prints the DSN. Without it, a verb that does not fit a pointer (%s, %q,
+// %x) prints a Config's Storage field through fmt's error path, which calls
+// no method and would show the DSN as it is.
+func (c StorageConfig) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprintf(f, "autocert.StorageConfig{Type:%q, DSN:%#v}", c.Type, c.DSN)
+		return
+	}
+	if verb == 'q' {
+		fmt.Fprintf(f, "{Type:%q DSN:%q}", c.Type, c.DSN)
+		return
+	}
+	fmt.Fprintf(f, "{Type:%s DSN:%s}", c.Type, c.DSN)
+}
+
+// Format implements fmt.Formatter: a Provider prints as its name and
+// domains, whatever the verb, never the configuration it holds (whose
+// secrets fmt could not hide once reached through an unexported field).
+func (p *Provider) Format(f fmt.State, verb rune) {
+	if p == nil {
+		fmt.Fprint(f, "<nil>")
+		return
+	}
+	fmt.Fprintf(f, "autocert.Provider{%s %v, %d extra}", p.name, p.cfg.Domains, len(p.extraProviders))
+}

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -222,6 +223,7 @@ type scheduler struct {
 	closed  bool // done is closed
 	ctx     context.Context
 	active  int         // goroutines working
+	aux     int         // other goroutines running: keeping in step with a shared storage
 	force   *forceRound // the last forced round
 }
 
@@ -259,6 +261,16 @@ func (p *Provider) scheduler() *scheduler {
 // until a new one is stored. "local" certificates are reloaded when their
 // files change. Notifiers first receive an ExpirySummary.
 //
+// With a storage other than the file layout (one shared by several
+// instances), the certificates served follow the storage: when the
+// storage implements Watcher, a certificate another instance stores is
+// loaded and served as soon as the change is reported (within a second
+// with storage/postgres), and every certificate is read again when the
+// storage says changes may have been missed (after a lost connection) and
+// every five minutes in any case. A certificate swapped in this way is
+// written to its cert_path and key_path files and announced to the
+// notifiers with a CertReloaded event.
+//
 // One scheduler serves all certificates, however often this is called.
 // When the context ends no new work starts; an order already sent to the
 // CA finishes, and its certificate is stored and served. SchedulerDone
@@ -281,12 +293,19 @@ func (p *Provider) ScheduleRenewalAll(parent Parent) {
 	if summary {
 		s.active++
 	}
+	shared := p.main.sharesStorage()
+	if shared {
+		s.aux++
+	}
 	s.mu.Unlock()
 	if summary {
 		go func() {
 			p.main.notify(ctx, p.main.expirySummary(now))
 			s.finish()
 		}()
+	}
+	if shared {
+		go s.syncStorage(ctx, p.main)
 	}
 	go s.run(ctx)
 }
@@ -311,24 +330,34 @@ func (p *Provider) expirySummary(now time.Time) *ExpirySummary {
 
 // run is the scheduler's loop.
 func (s *scheduler) run(ctx context.Context) {
-	timer := s.clock.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
+	// The timer is made when first needed: a timer made and stopped at
+	// once would show, to a test clock, a deadline never meant.
+	var timer Timer
+	var fired <-chan time.Time
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		if ctx.Err() != nil {
 			s.stop()
 			return
 		}
-		if wait, ok := s.dispatch(ctx); ok {
+		switch wait, ok := s.dispatch(ctx); {
+		case ok && timer == nil:
+			timer = s.clock.NewTimer(wait)
+			fired = timer.C()
+		case ok:
 			timer.Reset(wait)
-		} else {
+		case timer != nil:
 			timer.Stop()
 		}
 		select {
 		case <-ctx.Done():
 			s.stop()
 			return
-		case <-timer.C():
+		case <-fired:
 		case <-s.wake:
 		}
 	}
@@ -359,7 +388,7 @@ func (s *scheduler) stop() {
 }
 
 func (s *scheduler) closeIfIdleLocked() {
-	if s.stopped && s.active == 0 && !s.closed {
+	if s.stopped && s.active == 0 && s.aux == 0 && !s.closed {
 		s.closed = true
 		close(s.done)
 	}
@@ -370,6 +399,14 @@ func (s *scheduler) finish() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.active--
+	s.closeIfIdleLocked()
+}
+
+// finishAux ends a goroutine counted in aux.
+func (s *scheduler) finishAux() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.aux--
 	s.closeIfIdleLocked()
 }
 
@@ -461,20 +498,25 @@ func (s *scheduler) tick(ctx context.Context, p *Provider, force bool) {
 	// Renewing on the CA's advice: name the certificate replaced, so the
 	// CA can exempt the order from rate limits.
 	replaces := d.reason == reasonARI && !d.at.After(now)
-	err := p.renew(ctx, describeReason(reason, mismatch), cur, replaces)
-	if err != nil {
+	err := p.renew(ctx, describeReason(reason, mismatch), cur, replaces, force)
+	if err != nil && !errors.Is(err, ErrCoolingDown) {
 		// A failure before the order (the storage lock, say) leaves no
-		// record: wait all the same rather than retry at once.
+		// record: wait all the same rather than retry at once. (Cooling
+		// down: obtain adopted another instance's failure record.)
 		s.mu.Lock()
-		if f := p.rs.fail; f.Time.Before(now) {
+		f := p.rs.fail
+		s.mu.Unlock()
+		if f.Time.Before(now) {
 			var remaining time.Duration
 			if cur != nil {
 				remaining = cur.Leaf.NotAfter.Sub(now)
 			}
-			p.rs.fail = failureRecord{Time: now, Attempts: f.Attempts + 1, Message: p.scrub(err.Error())}
-			p.rs.fail.RetryAt = now.Add(retryDelay(p.rs.fail.Attempts, remaining, 0))
+			rec := failureRecord{Time: now, Attempts: f.Attempts + 1, Message: p.scrub(err.Error())}
+			rec.RetryAt = now.Add(retryDelay(rec.Attempts, remaining, 0))
+			// Logged and notified like any failed attempt: a renewal
+			// that cannot even start must not fail in silence.
+			p.notifyAll(ctx, p.obtainFailed(rec, err))
 		}
-		s.mu.Unlock()
 	}
 	if force {
 		s.forcedDone(p, err)
@@ -602,9 +644,9 @@ func (p *Provider) refreshARI(ctx context.Context, leaf *x509.Certificate, prev 
 }
 
 // renew replaces old (nil when no certificate is served) for the reason
-// given; replaces sends old's ARI identifier with the order. The work is
-// finished even if ctx ends meanwhile.
-func (p *Provider) renew(ctx context.Context, reason string, old *tls.Certificate, replaces bool) error {
+// given; replaces sends old's ARI identifier with the order; force ignores
+// recorded failures. The work is finished even if ctx ends meanwhile.
+func (p *Provider) renew(ctx context.Context, reason string, old *tls.Certificate, replaces, force bool) error {
 	s := p.scheduler()
 	s.mu.Lock()
 	p.rs.renewing = true
@@ -622,7 +664,11 @@ func (p *Provider) renew(ctx context.Context, reason string, old *tls.Certificat
 	if old != nil {
 		leaf = old.Leaf
 	}
-	return p.obtain(ctx, reason, leaf, replaces)
+	who := attemptScheduled
+	if force {
+		who = attemptForced
+	}
+	return p.obtain(ctx, reason, leaf, replaces, who)
 }
 
 // renewPseudo makes a new self-signed certificate.
@@ -717,30 +763,35 @@ func (p *Provider) obtainFailed(rec failureRecord, err error) []Event {
 // reload loads the certificate in storage and serves it if it is not the
 // one served; it reports whether it swapped. A stored certificate that no
 // longer fits the config is refused, except for "local" certificates
-// (served with a warning: another tool owns them).
+// (served with a warning: another tool owns them). When it is the one
+// served, the certificate files are written if they do not hold it (see
+// writeFilesLocked).
 func (p *Provider) reload(ctx context.Context) (bool, error) {
-	cert, why, err := p.loadStored(ctx)
+	events, err := p.reloadEvents(ctx)
+	p.notifyAll(ctx, events)
+	return len(events) > 0, err
+}
+
+// reloadEvents is reload returning the events of a swap (none when it did
+// not swap) instead of notifying them.
+func (p *Provider) reloadEvents(ctx context.Context) ([]Event, error) {
+	p.serveMu.Lock()
+	defer p.serveMu.Unlock()
+	sc, why, err := p.loadStoredPEM(ctx)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	if cur := p.cert.Load(); cur != nil && cur.Leaf.Equal(cert.Leaf) {
-		return false, nil
+	if cur := p.cert.Load(); cur != nil && cur.Leaf.Equal(sc.cert.Leaf) {
+		p.writeFilesLocked(sc)
+		return nil, nil
 	}
 	if why != "" {
 		if p.cfg.Provider != ProviderLocal {
-			return false, fmt.Errorf("%w: stored certificate not usable: %s", ErrMissingCertificate, why)
+			return nil, fmt.Errorf("%w: stored certificate not usable: %s", ErrMissingCertificate, why)
 		}
 		p.logger.Warn().Str("reason", why).Msg("local certificate does not match the config")
 	}
-	p.setCert(cert)
-	s := p.scheduler()
-	s.mu.Lock()
-	s.planLocked(p, p.clock.Now())
-	s.mu.Unlock()
-	s.poke()
-	p.logger.Info().Strs("domains", cert.Leaf.DNSNames).Str("serial", serialHex(cert.Leaf)).
-		Time("not_after", cert.Leaf.NotAfter).Msg("certificate reloaded from storage")
-	return true, nil
+	return p.adoptLocked(sc), nil
 }
 
 // ForceExpiryAll renews the main certificate and every extra at once,

@@ -3,6 +3,7 @@ package autocert
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -144,21 +145,99 @@ func storageTypes() []string {
 	return append([]string{StorageTypeFile}, names...)
 }
 
-// OpenStorage opens the Storage of the config's storage block: a
-// FileStorage when there is none.
+// OpenStorage opens a new Storage of the config's storage block: a
+// FileStorage when there is none. The caller owns what it returns: close
+// it when it implements io.Closer. (GetLegoConfig and NewProvider open
+// the storage themselves and hand it to the Provider, whose Close closes
+// it; see Provider.Close.)
+//
+// Errors never show the DSN or its password.
 func (cfg *Config) OpenStorage(ctx context.Context) (Storage, error) {
-	if cfg.Storage == nil || cfg.Storage.Type == "" || cfg.Storage.Type == StorageTypeFile {
+	if !cfg.sharedStorage() {
 		return &FileStorage{}, nil
 	}
+	typ := strings.ToLower(strings.TrimSpace(cfg.Storage.Type))
 	storageRegistry.mu.RLock()
-	f, ok := storageRegistry.factories[cfg.Storage.Type]
+	f, ok := storageRegistry.factories[typ]
 	storageRegistry.mu.RUnlock()
 	if !ok {
-		return nil, &FieldError{Path: "storage.type", Msg: fmt.Sprintf("unknown storage type %q (known: %s)", cfg.Storage.Type, strings.Join(storageTypes(), ", "))}
+		return nil, &FieldError{Path: "storage.type", Msg: unknownStorageType(typ)}
 	}
 	st, err := f(ctx, *cfg.Storage)
 	if err != nil {
-		return nil, fmt.Errorf("storage %s: %w", cfg.Storage.Type, err)
+		err = fmt.Errorf("storage %s: %w", typ, err)
+		return nil, &scrubbedError{scrubDSN(err.Error(), cfg.Storage.DSN.Value()), err}
 	}
 	return st, nil
+}
+
+// sharedStorage reports whether the config names a storage other than the
+// file layout.
+func (cfg *Config) sharedStorage() bool {
+	if cfg.Storage == nil {
+		return false
+	}
+	typ := strings.ToLower(strings.TrimSpace(cfg.Storage.Type))
+	return typ != "" && typ != StorageTypeFile
+}
+
+// storageImportPath returns the import path of the package of this module
+// that registers the storage type typ, or "" when there is none.
+func storageImportPath(typ string) string {
+	switch typ {
+	case "postgres":
+		return "github.com/autocert-dev/autocert/storage/postgres"
+	}
+	return ""
+}
+
+// unknownStorageType explains that typ is not a registered storage type:
+// which package to import when it is one of this module's, else the
+// nearest known type, else the known types.
+func unknownStorageType(typ string) string {
+	known := storageTypes()
+	if path := storageImportPath(typ); path != "" {
+		return fmt.Sprintf("storage type %q is not registered: a storage package must be imported to register its type; "+
+			"add import _ %q to the program", typ, path)
+	}
+	candidates := known
+	for _, t := range []string{"postgres"} {
+		if !slices.Contains(candidates, t) {
+			candidates = append(slices.Clip(candidates), t)
+		}
+	}
+	if s := suggest(typ, candidates); s != "" {
+		msg := fmt.Sprintf("unknown storage type %q (did you mean %s?)", typ, s)
+		if path := storageImportPath(s); path != "" && !slices.Contains(known, s) {
+			msg += fmt.Sprintf("; a storage package must be imported to register its type: import _ %q", path)
+		}
+		return msg
+	}
+	return fmt.Sprintf("unknown storage type %q (known: %s; a storage package must be imported to register its type)",
+		typ, strings.Join(known, ", "))
+}
+
+// scrubDSN removes a DSN from msg, and the password it holds (in its
+// URL-escaped forms too): a storage package's error may quote either.
+func scrubDSN(msg, dsn string) string {
+	if dsn == "" {
+		return msg
+	}
+	secrets := []string{dsn}
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok {
+			secrets = append(secrets, pw, url.QueryEscape(pw), url.PathEscape(pw))
+		}
+	}
+	for _, field := range strings.Fields(dsn) {
+		if k, v, ok := strings.Cut(field, "="); ok && strings.EqualFold(k, "password") {
+			secrets = append(secrets, strings.Trim(v, `'"`))
+		}
+	}
+	for _, sec := range secrets {
+		if len(sec) >= 4 {
+			msg = strings.ReplaceAll(msg, sec, redactedText)
+		}
+	}
+	return msg
 }

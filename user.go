@@ -31,7 +31,23 @@ type User struct {
 	Registration *registration.Resource
 	Key          crypto.PrivateKey
 
-	mu sync.RWMutex // guards Registration once the User is shared
+	mu sync.RWMutex // guards Registration and opened once the User is shared
+	// opened is the storage GetLegoConfig opened from the config's storage
+	// block to keep Key in, until NewProvider takes it over.
+	opened Storage
+}
+
+// takeStorage hands over the storage GetLegoConfig opened for u, once:
+// the caller owns it from then on. It returns nil when there is none.
+func (u *User) takeStorage() Storage {
+	if u == nil {
+		return nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	st := u.opened
+	u.opened = nil
+	return st
 }
 
 // GetEmail returns the account contact.
@@ -73,14 +89,29 @@ func (u *User) Format(f fmt.State, verb rune) {
 // MarshalJSON implements json.Marshaler (used by zerolog too): the email
 // and registration URI, never the private key.
 func (u *User) MarshalJSON() ([]byte, error) {
-	v := struct {
-		Email        string `json:"email,omitempty"`
-		Registration string `json:"registration,omitempty"`
-	}{Email: u.Email}
+	return json.Marshal(u.public())
+}
+
+// MarshalYAML implements yaml.Marshaler: the email and registration URI,
+// never the private key (a YAML encoder would otherwise walk into Key).
+func (u *User) MarshalYAML() (any, error) { return u.public(), nil }
+
+// MarshalText implements encoding.TextMarshaler, for the encoders that use
+// it (XML, slog's text handler...): the same as String.
+func (u *User) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
+
+// userPublic is what the encoders of a User show.
+type userPublic struct {
+	Email        string `json:"email,omitempty" yaml:"email,omitempty"`
+	Registration string `json:"registration,omitempty" yaml:"registration,omitempty"`
+}
+
+func (u *User) public() userPublic {
+	v := userPublic{Email: u.Email}
 	if r := u.GetRegistration(); r != nil {
 		v.Registration = r.URI
 	}
-	return json.Marshal(v)
+	return v
 }
 
 // setRegistration records the registration found or made at the CA.

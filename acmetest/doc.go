@@ -18,8 +18,9 @@
 // vendor's API.
 //
 // Runtime controls make the CA misbehave on purpose: rejected nonces,
-// failed orders with a chosen ACME problem, a CA that goes offline, chosen
-// renewal windows (ACME Renewal Information). Counters and a record of the
+// failed orders or finalizations with a chosen ACME problem, a CA that goes
+// offline or answers slowly, chosen or failing renewal windows (ACME
+// Renewal Information). Counters and a record of the
 // orders let a test check what a client did.
 //
 // # Process state
@@ -37,8 +38,10 @@
 // when a CA is built, so Start sets PEBBLE_VA_NOSLEEP=1 (no random delay
 // before validation), PEBBLE_WFE_NONCEREJECT=0 (nonce faults are injected
 // per Server instead, see Server.SetNonceRejectRate), PEBBLE_AUTHZREUSE=0
-// (every order is validated) and PEBBLE_VA_ALWAYS_VALID=0 (validation is
-// real).
+// and PEBBLE_VA_ALWAYS_VALID=0 (validation is real). Every order is
+// validated: as Pebble still reuses a valid authorization once in a hundred
+// orders at PEBBLE_AUTHZREUSE=0, the Server expires an account's valid
+// authorizations of issued orders when it orders the same names again.
 //
 // Pebble leaves one goroutine behind per Server; tests that check for
 // leaked goroutines pass LeakOptions to go.uber.org/goleak.

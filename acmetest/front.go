@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/letsencrypt/pebble/v2/acme"
@@ -45,13 +46,18 @@ type front struct {
 	profiles []string      // sorted profile names
 	stop     chan struct{} // closed when the Server closes
 
-	mu          sync.Mutex
-	nonceReject float64
-	orderFault  fault
-	ariFault    fault
-	ariRetry    map[string]time.Duration // Retry-After by certificate serial (decimal)
-	accounts    int
-	orders      []Order
+	mu            sync.Mutex
+	nonceReject   float64
+	orderFault    fault
+	finalizeFault fault
+	ariFault      fault
+	ariRetry      map[string]time.Duration // Retry-After by certificate serial (decimal)
+	delay         time.Duration            // before answering any request
+	accounts      int
+	orders        []Order
+	ariRequests   int
+
+	pending atomic.Int64 // requests being answered
 }
 
 // fault is a problem to answer to the next n requests of one kind.
@@ -72,13 +78,25 @@ func (f *fault) take() (Problem, bool) {
 // ServeHTTP reads the body of a POST, may reject its nonce, and routes the
 // requests the front takes part in; Pebble answers the others directly.
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.pending.Add(1)
+	defer f.pending.Add(-1)
+	var body []byte
 	if r.Method == http.MethodPost {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		if err != nil {
+		var err error
+		if body, err = io.ReadAll(io.LimitReader(r.Body, 1<<20)); err != nil {
 			Problem{Type: "malformed", Detail: "reading request body: " + err.Error()}.write(w, "")
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	// Held back once the body is read: from then on the server notices
+	// when the client hangs up, and ends the request's context.
+	if !f.wait(r.Context()) {
+		// The client gave up, or the Server closes: never an empty 200.
+		Problem{Type: "serverInternal", Detail: "acmetest: request dropped while delayed", Status: http.StatusServiceUnavailable}.write(w, "")
+		return
+	}
+	if r.Method == http.MethodPost {
 		if f.rejectNonce() {
 			Problem{
 				Type:   "badNonce",
@@ -106,6 +124,27 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.pebble.ServeHTTP(w, r)
+}
+
+// wait holds a request back for the delay set by SetDelay. It reports
+// false when the request ended or the Server closed meanwhile.
+func (f *front) wait(ctx context.Context) bool {
+	f.mu.Lock()
+	d := f.delay
+	f.mu.Unlock()
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-f.stop:
+		return false
+	}
 }
 
 // rejectNonce draws whether to reject the current request's nonce.
@@ -168,6 +207,7 @@ func (f *front) newOrder(w http.ResponseWriter, r *http.Request, body []byte) {
 		return
 	}
 
+	f.expireIssuedAuthorizations(body, payload.Identifiers)
 	resp := httptest.NewRecorder()
 	f.pebble.ServeHTTP(resp, r)
 	if resp.Code != http.StatusCreated {
@@ -182,6 +222,76 @@ func (f *front) newOrder(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	f.record(rec)
 	copyResponse(w, resp)
+}
+
+// expireIssuedAuthorizations makes the valid authorizations of the
+// ordering account for the identifiers, whose orders were issued, expire
+// now, so that Pebble cannot reuse them for the new order: every order is
+// validated. (Pebble reuses a valid authorization with a probability of
+// one in a hundred even with PEBBLE_AUTHZREUSE=0, as it compares a random
+// number in [0, 100) with "greater than" the percentage.) An authorization
+// of an order still in progress is left alone.
+func (f *front) expireIssuedAuthorizations(jws []byte, ids []struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}) {
+	account := jwsAccountID(jws)
+	if account == "" {
+		return
+	}
+	for _, id := range ids {
+		ident := acme.Identifier{Type: id.Type, Value: strings.ToLower(id.Value)}
+		for range 100 {
+			authz := f.store.FindValidAuthorization(account, ident)
+			if authz == nil {
+				break
+			}
+			// Pebble locks an order before its authorizations: never
+			// hold both here.
+			authz.RLock()
+			order := authz.Order
+			authz.RUnlock()
+			issued := false
+			if order != nil {
+				order.RLock()
+				issued = order.CertificateObject != nil
+				order.RUnlock()
+			}
+			if !issued {
+				break
+			}
+			authz.Lock()
+			authz.ExpiresDate = time.Now().Add(-time.Second)
+			authz.Unlock()
+		}
+	}
+}
+
+// jwsAccountID returns the account ID in the "kid" (the account URL,
+// ".../my-account/<id>") of a JWS in flattened JSON serialization; "" when
+// there is none.
+func jwsAccountID(jws []byte) string {
+	var msg struct {
+		Protected string `json:"protected"`
+	}
+	if json.Unmarshal(jws, &msg) != nil {
+		return ""
+	}
+	header, err := base64.RawURLEncoding.DecodeString(msg.Protected)
+	if err != nil {
+		return ""
+	}
+	var h struct {
+		Kid string `json:"kid"`
+	}
+	if json.Unmarshal(header, &h) != nil {
+		return ""
+	}
+	_, id, ok := strings.Cut(h.Kid, "/my-account/")
+	if !ok {
+		return ""
+	}
+	return id
 }
 
 func (f *front) record(o Order) {
@@ -232,6 +342,13 @@ func (f *front) challenge(w http.ResponseWriter, r *http.Request) {
 // finalize answers a finalization request once the certificate is signed
 // and stored, so that the client's first look at the order finds it valid.
 func (f *front) finalize(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	p, failed := f.finalizeFault.take()
+	f.mu.Unlock()
+	if failed {
+		p.write(w, f.freshNonce())
+		return
+	}
 	resp := httptest.NewRecorder()
 	f.pebble.ServeHTTP(resp, r)
 	if resp.Code == http.StatusOK {
@@ -260,6 +377,7 @@ func (f *front) finalize(w http.ResponseWriter, r *http.Request) {
 // Retry-After chosen by SetRenewalWindow.
 func (f *front) renewalInfo(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
+	f.ariRequests++
 	p, failed := f.ariFault.take()
 	f.mu.Unlock()
 	if failed {

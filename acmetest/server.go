@@ -356,6 +356,28 @@ func (s *Server) FailOrders(n int, p Problem) {
 	s.front.orderFault = fault{n: n, p: p}
 }
 
+// FailFinalizations makes the CA answer p to the next n requests that
+// finalize an order (n replaces any count left from a previous call; 0
+// stops failing): the order was created and its challenges validated, and
+// the CA refuses to issue, as it does with a "badCSR" problem for a CSR it
+// does not accept. For example Problem{Type: "badCSR", Detail: "key too
+// weak"}.
+func (s *Server) FailFinalizations(n int, p Problem) {
+	s.front.mu.Lock()
+	defer s.front.mu.Unlock()
+	s.front.finalizeFault = fault{n: n, p: p}
+}
+
+// SetDelay makes the CA's HTTPS server wait d before handling each request
+// (0, the default, answers at once): a slow or overloaded CA, for testing a
+// client's HTTP timeouts. A request whose client gives up meanwhile is
+// dropped unanswered.
+func (s *Server) SetDelay(d time.Duration) {
+	s.front.mu.Lock()
+	defer s.front.mu.Unlock()
+	s.front.delay = max(d, 0)
+}
+
 // SetNonceRejectRate makes the CA reject the nonce of each signed request
 // with probability rate (0 to 1) with a "badNonce" problem, as a CA may do
 // at any time; clients are expected to retry with the fresh nonce sent
@@ -383,6 +405,20 @@ func (s *Server) Accounts() int {
 	defer s.front.mu.Unlock()
 	return s.front.accounts
 }
+
+// RenewalInfoRequests returns the number of ACME Renewal Information
+// requests the CA received, failed ones (see FailRenewalInfo) included.
+func (s *Server) RenewalInfoRequests() int {
+	s.front.mu.Lock()
+	defer s.front.mu.Unlock()
+	return s.front.ariRequests
+}
+
+// PendingRequests returns the number of requests the CA is answering at
+// this moment. A client that died (a killed process) may have left some,
+// still at work on the CA's side: a test waits for none before it counts
+// what the next client does.
+func (s *Server) PendingRequests() int { return int(s.front.pending.Load()) }
 
 // Order is a new-order request the CA received, as the client sent it.
 type Order struct {

@@ -1,0 +1,100 @@
+package httpapi
+
+import (
+	"time"
+
+	"github.com/autocert-dev/autocert"
+)
+
+// CertStatus is one certificate as GET /api/v1/cert/info lists it (and
+// "autocert status --json" prints it): the fields of autocert.CertInfo,
+// the seed's certificate information, with the configured domains and the
+// renewal state of autocert.RenewalStatus. Times are Unix seconds. The
+// certificate's fields are always present, empty for a certificate that
+// is not being served (never obtained, or its files are missing); the
+// renewal fields are left out when unknown or zero.
+type CertStatus struct {
+	// Provider is "main" or "extra[N]".
+	Provider string `json:"provider"`
+	// Domains are the names configured for the certificate.
+	Domains []string `json:"domains"`
+
+	Subject        string   `json:"subject"`
+	Issuer         string   `json:"issuer"`
+	Serial         string   `json:"serial"`
+	NotBefore      int64    `json:"not_before"`
+	NotAfter       int64    `json:"not_after"`
+	DNSNames       []string `json:"dns_names"`
+	EmailAddresses []string `json:"email_addresses"`
+
+	// NextRenewal is when the certificate is next due for renewal, and
+	// RenewalReason the rule that says so ("ari", "lifetime", "mismatch",
+	// "expired", "missing"); unknown for "local" certificates.
+	NextRenewal   int64  `json:"next_renewal,omitempty"`
+	RenewalReason string `json:"renewal_reason,omitempty"`
+	// LastFailure, LastError and Failures describe the failed attempts
+	// since the last success; RetryAt is when the next one may start.
+	LastFailure int64  `json:"last_failure,omitempty"`
+	LastError   string `json:"last_error,omitempty"`
+	Failures    int    `json:"failures,omitempty"`
+	RetryAt     int64  `json:"retry_at,omitempty"`
+	// Renewing is true while an order is in progress.
+	Renewing bool `json:"renewing,omitempty"`
+}
+
+// Served reports whether the certificate is being served.
+func (s CertStatus) Served() bool { return s.Serial != "" }
+
+// Statuses returns the status of the main certificate and of every extra,
+// in that order, from p.GetCertInfos and p.RenewalStatus. It holds no
+// secret: errors are those of RenewalStatus, with credentials removed.
+func Statuses(p *autocert.Provider) []CertStatus {
+	infos, _ := p.GetCertInfos() // ErrNoCertificate: none served, shown as such
+	byName := make(map[string]autocert.CertInfo, len(infos))
+	for _, ci := range infos {
+		byName[ci.Provider] = ci
+	}
+	cfg := p.Config()
+	renewal := p.RenewalStatus()
+	out := make([]CertStatus, 0, len(renewal))
+	for i, rs := range renewal {
+		st := CertStatus{
+			Provider:      rs.Provider,
+			Domains:       configuredDomains(cfg, i),
+			NextRenewal:   unix(rs.NextRenewal),
+			RenewalReason: rs.Reason,
+			LastFailure:   unix(rs.LastFailure),
+			LastError:     rs.LastError,
+			Failures:      rs.Failures,
+			RetryAt:       unix(rs.RetryAt),
+			Renewing:      rs.Renewing,
+		}
+		if ci, ok := byName[rs.Provider]; ok {
+			st.Subject, st.Issuer, st.Serial = ci.Subject, ci.Issuer, ci.Serial
+			st.NotBefore, st.NotAfter = ci.NotBefore, ci.NotAfter
+			st.DNSNames, st.EmailAddresses = ci.DNSNames, ci.EmailAddresses
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// configuredDomains returns the domains of the i-th certificate of cfg:
+// the main block for 0, then the extras.
+func configuredDomains(cfg *autocert.Config, i int) []string {
+	if i == 0 {
+		return cfg.Domains
+	}
+	if i-1 < len(cfg.Extra) {
+		merged := autocert.MergeExtraConfig(cfg, &cfg.Extra[i-1])
+		return merged.Domains
+	}
+	return nil
+}
+
+func unix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
