@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 	"sync"
 	"time"
 )
@@ -145,7 +144,7 @@ func (p *Provider) writeFilesLocked(sc storedCert) {
 // writeFileIfChanged replaces path with data, crash-safely and with the
 // modes of FileStorage, unless it already holds exactly data.
 func writeFileIfChanged(path string, data []byte, private bool) error {
-	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, data) {
+	if cur, err := readFileLimited(path, maxFileSize); err == nil && bytes.Equal(cur, data) {
 		return nil
 	}
 	return writeFileAtomic(path, data, private)
