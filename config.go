@@ -25,6 +25,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/autocert-dev/autocert/internal/suggest"
 	"github.com/go-acme/lego/v4/certcrypto"
 	"github.com/go-acme/lego/v4/lego"
 	"golang.org/x/net/idna"
@@ -387,7 +388,7 @@ func (v *validator) provider(name, path string) string {
 	}
 	registered := Providers()
 	msg := fmt.Sprintf("unknown provider %q", name)
-	if s := suggest(name, append([]string{ProviderLocal, ProviderPseudo}, registered...)); s != "" {
+	if s := suggest.Nearest(name, append([]string{ProviderLocal, ProviderPseudo}, registered...)); s != "" {
 		msg += " (did you mean " + s + "?)"
 	} else if len(registered) == 0 {
 		msg += ": use local, pseudo or a DNS provider (none is registered: import a DNS provider package or call RegisterProvider)"
@@ -724,49 +725,6 @@ func readCACertFile(path string) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("%s: no PEM certificate found", path)
 	}
 	return certs, nil
-}
-
-// suggest returns the candidate nearest to name by edit distance
-// (ignoring case), or "" when none is near enough to be a typo.
-func suggest(name string, candidates []string) string {
-	name = strings.ToLower(name)
-	best, bestDist := "", -1
-	for _, c := range candidates {
-		d := editDistance(name, strings.ToLower(c))
-		if bestDist < 0 || d < bestDist || d == bestDist && c < best {
-			best, bestDist = c, d
-		}
-	}
-	if bestDist < 0 {
-		return ""
-	}
-	limit := max(2, len([]rune(name))/3)
-	if bestDist <= limit && bestDist < len([]rune(name)) {
-		return best
-	}
-	return ""
-}
-
-// editDistance is the Levenshtein distance between a and b, in runes.
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
 }
 
 // MergeExtraConfig returns the configuration of an extra certificate: the

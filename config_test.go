@@ -519,26 +519,6 @@ func TestConfigNormalizeDomains(t *testing.T) {
 	}
 }
 
-func TestConfigDidYouMean(t *testing.T) {
-	candidates := []string{"local", "pseudo", "cloudflare", "route53", "digitalocean", "duckdns", "godaddy"}
-	tests := []struct{ in, want string }{
-		{"cloudfare", "cloudflare"},
-		{"Cloudflair", "cloudflare"},
-		{"route35", "route53"},
-		{"digitalocen", "digitalocean"},
-		{"duckdsn", "duckdns"},
-		{"psuedo", "pseudo"},
-		{"lcoal", "local"},
-		{"nothing-like-it", ""},
-		{"x", ""},
-	}
-	for _, tt := range tests {
-		if got := suggest(tt.in, candidates); got != tt.want {
-			t.Errorf("suggest(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestMergeExtraConfig(t *testing.T) {
 	main := cfgACMEConfig()
 	main.Resolvers = []string{"1.1.1.1:53"}

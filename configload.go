@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/autocert-dev/autocert/internal/suggest"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -363,7 +364,7 @@ func (d *configDecoder) decodeStruct(n *yaml.Node, v reflect.Value, path string)
 		fp := joinPath(path, name)
 		i, ok := fields[name]
 		if !ok {
-			if s := suggest(name, names); s != "" {
+			if s := suggest.Nearest(name, names); s != "" {
 				d.add(p.key.Line, fp, nil, "unknown key (did you mean %s?)", s)
 			} else {
 				d.add(p.key.Line, fp, nil, "unknown key (known keys: %s)", strings.Join(names, ", "))

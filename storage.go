@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/autocert-dev/autocert/internal/suggest"
 )
 
 // Storage holds everything autocert persists: ACME account keys,
@@ -206,7 +208,7 @@ func unknownStorageType(typ string) string {
 			candidates = append(slices.Clip(candidates), t)
 		}
 	}
-	if s := suggest(typ, candidates); s != "" {
+	if s := suggest.Nearest(typ, candidates); s != "" {
 		msg := fmt.Sprintf("unknown storage type %q (did you mean %s?)", typ, s)
 		if path := storageImportPath(s); path != "" && !slices.Contains(known, s) {
 			msg += fmt.Sprintf("; a storage package must be imported to register its type: import _ %q", path)

@@ -1,7 +1,6 @@
 package dnsproviders_test
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,13 +13,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/autocert-dev/autocert"
 	"github.com/autocert-dev/autocert/acmetest"
 	_ "github.com/autocert-dev/autocert/dnsproviders"
+	"github.com/autocert-dev/autocert/internal/syncbuf"
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
 )
@@ -163,7 +162,7 @@ options:
 
 // obtainFromYAML runs the documented start-up on a YAML document:
 // ParseConfig, GetLegoConfig, NewProvider, ObtainCertIfNotExistsAll.
-func obtainFromYAML(t *testing.T, yaml string) (*autocert.Provider, *lockedBuffer) {
+func obtainFromYAML(t *testing.T, yaml string) (*autocert.Provider, *syncbuf.Buffer) {
 	t.Helper()
 	cfg, err := autocert.ParseConfig([]byte(yaml))
 	if err != nil {
@@ -173,7 +172,7 @@ func obtainFromYAML(t *testing.T, yaml string) (*autocert.Provider, *lockedBuffe
 	if err != nil {
 		t.Fatalf("GetLegoConfig: %v", err)
 	}
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	p, err := autocert.NewProvider(cfg, user, legoCfg, autocert.WithLogger(zerolog.New(logs)))
 	if err != nil {
 		t.Fatalf("NewProvider: %v", err)
@@ -277,7 +276,7 @@ zone %[7]q {
 `, dir, filepath.Join(dir, "named.pid"), filepath.Join(dir, "session.key"), port,
 			s.keyName, s.secret, zone, filepath.Join(dir, "zone.db")))
 
-		var out lockedBuffer
+		var out syncbuf.Buffer
 		cmd := exec.Command(bin, "-g", "-4", "-c", conf)
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
@@ -364,22 +363,4 @@ func writeFile(t *testing.T, path string, mode os.FileMode, content string) {
 // shellQuote quotes s for a POSIX shell.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

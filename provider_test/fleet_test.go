@@ -8,6 +8,7 @@ import (
 	"github.com/autocert-dev/autocert"
 	"github.com/autocert-dev/autocert/acmetest"
 	"github.com/autocert-dev/autocert/clocktest"
+	"github.com/autocert-dev/autocert/internal/syncbuf"
 	"github.com/rs/zerolog"
 )
 
@@ -21,7 +22,7 @@ func TestFleetBacksOffTogether(t *testing.T) {
 	ca := acmetest.New(t)
 	dir := t.TempDir()
 	clock := clocktest.New(time.Now())
-	var logs [2]syncBuffer
+	var logs [2]syncbuf.Buffer
 	fleet := make([]*autocert.Provider, 2)
 	for i := range fleet {
 		fleet[i] = newProvider(t, caConfig(ca, dir, "fleet.example"), autocert.WithClock(clock),

@@ -3,7 +3,6 @@
 package provider_test
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -13,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/autocert-dev/autocert"
@@ -27,24 +25,6 @@ func TestMain(m *testing.M) {
 	// read autocert's zerolog output instead.
 	legolog.Logger = log.New(io.Discard, "", 0)
 	goleak.VerifyTestMain(m, acmetest.LeakOptions()...)
-}
-
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // configYAML writes an autocert YAML file for ca into dir, the way a user

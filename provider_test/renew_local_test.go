@@ -7,6 +7,7 @@ import (
 
 	"github.com/autocert-dev/autocert"
 	"github.com/autocert-dev/autocert/clocktest"
+	"github.com/autocert-dev/autocert/internal/syncbuf"
 	"github.com/rs/zerolog"
 )
 
@@ -112,7 +113,7 @@ func TestLocalFilesPickedUp(t *testing.T) {
 	write(aCert, aKey)
 
 	events := newRecorder()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	p := newProvider(t, cfg, autocert.WithClock(clock), autocert.WithNotifier(events),
 		autocert.WithLogger(zerolog.New(&logs)))
 	if err := p.ObtainCertIfNotExistsAll(); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/autocert-dev/autocert"
 	"github.com/autocert-dev/autocert/acmetest"
 	"github.com/autocert-dev/autocert/clocktest"
+	"github.com/autocert-dev/autocert/internal/syncbuf"
 	"github.com/autocert-dev/autocert/notify/webhook"
 	"github.com/go-acme/lego/v4/certificate"
 	"github.com/go-acme/lego/v4/challenge"
@@ -251,7 +252,7 @@ func TestUnusableRenewalInfoIgnored(t *testing.T) {
 	cfg := caConfig(ca, dir, "broken-ari.example.com")
 	start := time.Now().Truncate(time.Second)
 	clock := clocktest.New(start)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	p := newProvider(t, cfg, autocert.WithClock(clock), autocert.WithLogger(zerolog.New(&logs)))
 	if err := p.ObtainCertIfNotExistsAll(); err != nil {
 		t.Fatal(err)
@@ -311,7 +312,7 @@ func TestRenewalFailureWaitsAcrossRestart(t *testing.T) {
 	start := time.Now().Truncate(time.Second)
 	clock := clocktest.New(start)
 	events := newRecorder()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	p := newProvider(t, cfg, autocert.WithClock(clock), autocert.WithNotifier(events), autocert.WithLogger(zerolog.New(&logs)))
 	if err := p.ObtainCertIfNotExistsAll(); err != nil {
 		t.Fatal(err)
@@ -713,7 +714,7 @@ func TestExpiringBeforeRetryNotified(t *testing.T) {
 	cfg := caConfig(ca, dir, "expiring.example.com")
 	clock := clocktest.New(time.Now().Truncate(time.Second))
 	events := newRecorder()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	p := newProvider(t, cfg, autocert.WithClock(clock), autocert.WithNotifier(events), autocert.WithLogger(zerolog.New(&logs)))
 	if err := p.ObtainCertIfNotExistsAll(); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/autocert-dev/autocert"
 	"github.com/autocert-dev/autocert/acmetest"
+	"github.com/autocert-dev/autocert/internal/syncbuf"
 	"github.com/rs/zerolog"
 )
 
@@ -24,7 +25,7 @@ func TestInitialSetupFromYAML(t *testing.T) {
 	dir := t.TempDir()
 	path := configYAML(t, ca, dir, "example.com", "*.example.com")
 
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	logger := zerolog.New(&logs).Level(zerolog.DebugLevel)
 
 	// The seed's flow, as written (ScheduleRenewalAll comes with renewal).
@@ -209,7 +210,7 @@ func TestEABRequired(t *testing.T) {
 	if cfg.EABKid != kid || cfg.EABHmac.Value() != hmac {
 		t.Fatalf("acmetest config lacks the EAB key")
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	p := newProvider(t, cfg, autocert.WithLogger(zerolog.New(&logs).Level(zerolog.DebugLevel)))
 	if err := p.ObtainCertIfNotExistsAll(); err != nil {
 		t.Fatalf("with EAB: %v", err)

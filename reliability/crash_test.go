@@ -24,6 +24,7 @@ import (
 
 	"github.com/autocert-dev/autocert"
 	"github.com/autocert-dev/autocert/acmetest"
+	"github.com/autocert-dev/autocert/internal/syncbuf"
 	"github.com/rs/zerolog"
 )
 
@@ -355,7 +356,7 @@ func (r *crashRun) killOnce(d *crashDir, phase string, failing bool, rng *rand.R
 		t.Fatal(err)
 	}
 	r.offset += 20
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), crashChildEnv+"="+d.config, crashOffsetEnv+"="+strconv.Itoa(r.offset))
 	cmd.ExtraFiles = []*os.File{pw}
@@ -593,7 +594,7 @@ func (r *crashRun) freshStart(d *crashDir) {
 		}
 	}
 	orders := len(ca.Orders())
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cfg, err := autocert.LoadConfig(d.config)
 	if err != nil {
 		r.violate("config no longer loads: %v", err)

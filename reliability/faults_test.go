@@ -19,6 +19,7 @@ import (
 	"github.com/autocert-dev/autocert"
 	"github.com/autocert-dev/autocert/acmetest"
 	"github.com/autocert-dev/autocert/clocktest"
+	"github.com/autocert-dev/autocert/internal/syncbuf"
 	"github.com/go-acme/lego/v4/lego"
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
@@ -44,7 +45,7 @@ type faultEnv struct {
 	clock    *clocktest.Clock
 	p        *autocert.Provider
 	events   *recorder
-	logs     *syncBuffer
+	logs     *syncbuf.Buffer
 	progress *progressLog
 	first    *x509.Certificate // served before the fault
 	start    time.Time         // when the scheduler started
@@ -321,7 +322,7 @@ type faultResult struct {
 
 // newFaultEnv obtains the first certificate for a case.
 func newFaultEnv(t *testing.T, c faultCase) *faultEnv {
-	e := &faultEnv{t: t, events: &recorder{}, logs: &syncBuffer{}, progress: &progressLog{}}
+	e := &faultEnv{t: t, events: &recorder{}, logs: &syncbuf.Buffer{}, progress: &progressLog{}}
 	var caOpts []acmetest.Option
 	if c.relay != "" {
 		e.relay = newDNSRelay(t)

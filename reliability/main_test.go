@@ -1,7 +1,6 @@
 package reliability_test
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/tls"
@@ -38,24 +37,6 @@ func TestMain(m *testing.M) {
 // inCI reports whether the tests run in continuous integration, where
 // nothing may be skipped and the crash test kills at least 200 times.
 func inCI() bool { return os.Getenv("CI") != "" }
-
-// syncBuffer collects output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // caConfig returns ca's configuration for domains with every file in dir:
 // certificate, key and account key.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/autocert-dev/autocert"
 	"github.com/autocert-dev/autocert/acmetest"
+	"github.com/autocert-dev/autocert/internal/syncbuf"
 	"github.com/autocert-dev/autocert/notify/webhook"
 	legolog "github.com/go-acme/lego/v4/log"
 	"github.com/rs/zerolog"
@@ -106,7 +107,7 @@ func render(v any) map[string]string {
 		y, err := yaml.Marshal(v)
 		return string(y) + errText(err)
 	}()
-	var zl syncBuffer
+	var zl syncbuf.Buffer
 	logger := zerolog.New(&zl)
 	logger.Info().Interface("interface", v).Any("any", v).Msgf("%v %+v", v, v)
 	logger.Info().Fields(map[string]any{"field": v}).Msg("")
@@ -185,7 +186,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	}
 
 	// Everything lego and autocert log, at debug level.
-	var logs, legoLogs syncBuffer
+	var logs, legoLogs syncbuf.Buffer
 	legolog.Logger = log.New(&legoLogs, "", 0)
 	t.Cleanup(func() { legolog.Logger = log.New(io.Discard, "", 0) })
 	events := &recorder{}

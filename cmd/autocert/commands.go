@@ -18,6 +18,7 @@ import (
 
 	"github.com/autocert-dev/autocert"
 	"github.com/autocert-dev/autocert/httpapi"
+	"github.com/autocert-dev/autocert/internal/suggest"
 	"github.com/rs/zerolog"
 )
 
@@ -362,7 +363,7 @@ func (a *app) providers(args []string) int {
 	f, ok := autocert.LookupProvider(name)
 	if !ok {
 		msg := fmt.Sprintf("unknown DNS provider %q", name)
-		if s := nearest(name, names); s != "" {
+		if s := suggest.Nearest(name, names); s != "" {
 			msg += fmt.Sprintf(" (did you mean %s?)", s)
 		}
 		return a.fail(exitUsage, "%s; \"autocert providers\" lists them", msg)
@@ -389,36 +390,4 @@ func (a *app) providers(args []string) int {
 	}
 	tw.Flush()
 	return exitOK
-}
-
-// nearest returns the name closest to s when it is close enough to be a
-// typo, or "".
-func nearest(s string, names []string) string {
-	best, bestD := "", len(s)/3+1
-	for _, n := range names {
-		if d := editDistance(s, n); d < bestD || (d == bestD && best == "" && d <= 2) {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -12,11 +11,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/autocert-dev/autocert/acmetest"
+	"github.com/autocert-dev/autocert/internal/syncbuf"
 	legolog "github.com/go-acme/lego/v4/log"
 	"go.uber.org/goleak"
 )
@@ -59,28 +58,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects the output of a process while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a running command.
 type proc struct {
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *syncbuf.Buffer
 	done           chan struct{}
 	code           int
 }
@@ -98,7 +79,7 @@ func start(t *testing.T, dir string, env []string, args ...string) *proc {
 	// racing goroutines report: the runs of the tests end cleanly.
 	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=20 "+os.Getenv("GORACE"))
 	cmd.Env = append(cmd.Env, env...)
-	p := &proc{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: cmd, stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -146,7 +127,7 @@ func (p *proc) signal(t *testing.T, sig os.Signal) {
 
 // waitOutput waits until re matches the process's stderr (or stdout) and
 // returns the submatches.
-func (p *proc) waitOutput(t *testing.T, stream *syncBuffer, re *regexp.Regexp) []string {
+func (p *proc) waitOutput(t *testing.T, stream *syncbuf.Buffer, re *regexp.Regexp) []string {
 	t.Helper()
 	deadline := time.Now().Add(processTimeout)
 	for time.Now().Before(deadline) {

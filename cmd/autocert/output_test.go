@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/autocert-dev/autocert"
+	"github.com/autocert-dev/autocert/internal/syncbuf"
 )
 
 // TestDisplayTerminal: on a terminal the progress is one spinner line,
 // rewritten in place; a log line clears it first; a finished certificate
 // leaves a lasting line; Close removes the spinner.
 func TestDisplayTerminal(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	d := newDisplay(&buf)
 	d.tty, d.every = true, time.Hour // a terminal whose spinner does not turn during the test
 	d.Progress(autocert.Progress{Provider: "main", Step: autocert.StepOrder, Detail: "example.com"})

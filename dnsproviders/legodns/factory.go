@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/autocert-dev/autocert"
+	"github.com/autocert-dev/autocert/internal/suggest"
 	"github.com/go-acme/lego/v4/challenge"
 	"github.com/go-acme/lego/v4/challenge/dns01"
 )
@@ -355,7 +356,7 @@ func (f *Factory[C]) config(opts autocert.Options) (*C, map[string]string, error
 func (f *Factory[C]) unknown(name string) error {
 	valid := f.keyNames()
 	msg := fmt.Sprintf("unknown option %q", name)
-	if s := nearest(name, valid); s != "" {
+	if s := suggest.Nearest(name, valid); s != "" {
 		msg += fmt.Sprintf(" (did you mean %s?)", s)
 	}
 	return fmt.Errorf("%s; valid options: %s (or lego's environment variable names)", msg, strings.Join(valid, ", "))
@@ -512,36 +513,4 @@ func scrub(err error, opts autocert.Options) error {
 		return err
 	}
 	return errors.New(msg)
-}
-
-// nearest returns the candidate closest to name (by edit distance, at
-// most a third of its length), or "".
-func nearest(name string, candidates []string) string {
-	best, bestD := "", len(name)/3+1
-	for _, c := range candidates {
-		if d := editDistance(strings.ToLower(name), c); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

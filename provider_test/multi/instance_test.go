@@ -2,7 +2,6 @@ package multi_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/autocert-dev/autocert"
 	"github.com/autocert-dev/autocert/acmetest"
+	"github.com/autocert-dev/autocert/internal/syncbuf"
 	_ "github.com/autocert-dev/autocert/storage/postgres" // the "postgres" storage type of the configs
 	"github.com/go-acme/lego/v4/challenge"
 	"github.com/rs/zerolog"
@@ -194,10 +194,10 @@ type instance struct {
 	name   string
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	logs   *syncBuffer   // its standard error
-	exited chan struct{} // closed once it has exited
-	err    error         // how it exited, once exited is closed
-	addr   string        // where it serves TLS, once "serving"
+	logs   *syncbuf.Buffer // its standard error
+	exited chan struct{}   // closed once it has exited
+	err    error           // how it exited, once exited is closed
+	addr   string          // where it serves TLS, once "serving"
 
 	mu      sync.Mutex
 	lines   [][]string    // the words of each line it reported so far
@@ -286,7 +286,7 @@ func startInstance(t *testing.T, ca *acmetest.Server, name, dir, config, dsn str
 		envAPIURL+"="+opts[acmetest.OptionAPIURL].Value(),
 		envToken+"="+opts[acmetest.OptionAPIToken].Value(),
 	)
-	in := &instance{name: name, cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{}), changed: make(chan struct{}, 1)}
+	in := &instance{name: name, cmd: cmd, logs: &syncbuf.Buffer{}, exited: make(chan struct{}), changed: make(chan struct{}, 1)}
 	cmd.Stderr = in.logs
 	var err error
 	if in.stdin, err = cmd.StdinPipe(); err != nil {
@@ -473,24 +473,6 @@ func (in *instance) logTail() string {
 		s = "..." + s[len(s)-6000:]
 	}
 	return s
-}
-
-// syncBuffer collects output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Names certified in the tests.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/autocert-dev/autocert"
 	"github.com/autocert-dev/autocert/internal/pgtest"
+	"github.com/autocert-dev/autocert/internal/syncbuf"
 	"github.com/autocert-dev/autocert/storage/postgres"
 	"github.com/autocert-dev/autocert/storagetest"
 	"github.com/rs/zerolog"
@@ -391,31 +392,13 @@ func lockRetrying(ctx context.Context, t *testing.T, s *postgres.Storage, name s
 	}
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestWatchSurvivesRestart restarts the server under a running Watch: it
 // reconnects, reports the empty key (re-read everything), then reports
 // later changes; its log never shows the password.
 func TestWatchSurvivesRestart(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	dsn := pgtest.SchemaDSN(t)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	watcher := open(t, dsn, postgres.WithLogger(zerolog.New(&logs)))
 	writer := open(t, dsn)
 	keys := make(chan string, 100)
@@ -590,7 +573,7 @@ func TestSecretNotInErrors(t *testing.T) {
 // empty key and then later changes.
 func TestWatchWhileServerDown(t *testing.T) {
 	dsn := pgtest.SchemaDSN(t)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	s := open(t, dsn, postgres.WithLogger(zerolog.New(&logs)))
 	keys := make(chan string, 100)
 	ctxA, cancelA := context.WithCancel(context.Background())
