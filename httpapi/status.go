@@ -14,18 +14,11 @@ import (
 // is not being served (never obtained, or its files are missing); the
 // renewal fields are left out when unknown or zero.
 type CertStatus struct {
-	// Provider is "main" or "extra[N]".
-	Provider string `json:"provider"`
+	// CertInfo is the certificate served; its fields are empty while none
+	// is. Its Provider is "main" or "extra[N]".
+	autocert.CertInfo
 	// Domains are the names configured for the certificate.
 	Domains []string `json:"domains"`
-
-	Subject        string   `json:"subject"`
-	Issuer         string   `json:"issuer"`
-	Serial         string   `json:"serial"`
-	NotBefore      int64    `json:"not_before"`
-	NotAfter       int64    `json:"not_after"`
-	DNSNames       []string `json:"dns_names"`
-	EmailAddresses []string `json:"email_addresses"`
 
 	// NextRenewal is when the certificate is next due for renewal, and
 	// RenewalReason the rule that says so ("ari", "lifetime", "mismatch",
@@ -59,7 +52,7 @@ func Statuses(p *autocert.Provider) []CertStatus {
 	out := make([]CertStatus, 0, len(renewal))
 	for i, rs := range renewal {
 		st := CertStatus{
-			Provider:      rs.Provider,
+			CertInfo:      autocert.CertInfo{Provider: rs.Provider},
 			Domains:       configuredDomains(cfg, i),
 			NextRenewal:   unix(rs.NextRenewal),
 			RenewalReason: rs.Reason,
@@ -70,9 +63,7 @@ func Statuses(p *autocert.Provider) []CertStatus {
 			Renewing:      rs.Renewing,
 		}
 		if ci, ok := byName[rs.Provider]; ok {
-			st.Subject, st.Issuer, st.Serial = ci.Subject, ci.Issuer, ci.Serial
-			st.NotBefore, st.NotAfter = ci.NotBefore, ci.NotAfter
-			st.DNSNames, st.EmailAddresses = ci.DNSNames, ci.EmailAddresses
+			st.CertInfo = ci
 		}
 		out = append(out, st)
 	}
