@@ -46,6 +46,8 @@ type front struct {
 	profiles []string      // sorted profile names
 	stop     chan struct{} // closed when the Server closes
 
+	accountMu sync.Mutex // serialises new-account requests
+
 	mu            sync.Mutex
 	nonceReject   float64
 	orderFault    fault
@@ -300,10 +302,15 @@ func (f *front) record(o Order) {
 	f.orders = append(f.orders, o)
 }
 
-// newAccount counts the accounts Pebble creates.
+// newAccount counts the accounts Pebble creates. The requests are served
+// one at a time: Pebble answers a new-account request for an existing key
+// by writing into the shared account record, which two clients of one
+// account (two Providers sharing an account key) would race on.
 func (f *front) newAccount(w http.ResponseWriter, r *http.Request) {
 	resp := httptest.NewRecorder()
+	f.accountMu.Lock()
 	f.pebble.ServeHTTP(resp, r)
+	f.accountMu.Unlock()
 	if resp.Code == http.StatusCreated {
 		f.mu.Lock()
 		f.accounts++
