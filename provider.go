@@ -114,7 +114,10 @@ func WithClock(c Clock) Option { return func(s *settings) { s.clock = c } }
 // provider per extra. user and legoCfg come from cfg.GetLegoConfig (both
 // nil for the local and pseudo providers). Extras on the same CA and
 // account key share the account of the main block; an extra with its own
-// CA or account key gets its own account.
+// CA or account key gets its own account. A user without a Key makes a
+// Provider that loads and reports certificates but cannot order them (a
+// tool that only reads the files): its extras on another CA read and
+// create no account key either.
 //
 // NewProvider does not contact the CA or read certificates: call
 // ObtainCertIfNotExistsAll next.
@@ -176,12 +179,18 @@ func NewProvider(cfg *Config, user *User, legoCfg *lego.Config, opts ...Option) 
 		eu, elc, eacct := user, legoCfg, acct
 		if isACME(ecfg.Provider) && (!isACME(cfg.Provider) || ecfg.CADirURL != cfg.CADirURL || ecfg.ACMEKeyPath != cfg.ACMEKeyPath) {
 			// Its own account, kept in the same storage.
-			ctx, cancel := context.WithTimeout(context.Background(), storageOpenTimeout)
-			eu, elc, err = ecfg.legoConfig(ctx, s.storage)
-			cancel()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", name, err))
-				continue
+			if user != nil && user.Key == nil {
+				eu = &User{Email: ecfg.Email}
+				elc = lego.NewConfig(eu)
+				elc.CADirURL = ecfg.CADirURL
+			} else {
+				ctx, cancel := context.WithTimeout(context.Background(), storageOpenTimeout)
+				eu, elc, err = ecfg.legoConfig(ctx, s.storage)
+				cancel()
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", name, err))
+					continue
+				}
 			}
 			eacct = &account{user: eu}
 		}

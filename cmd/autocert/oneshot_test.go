@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -202,5 +203,65 @@ func TestObtainFailure(t *testing.T) {
 	}
 	if n := len(f.ca.Orders()); n != orders {
 		t.Errorf("the retry placed %d orders", n-orders)
+	}
+}
+
+// TestStatusWritesNothing: status on a fresh directory, with a local main
+// certificate and ACME extras on two CAs (one with its own account key),
+// reports what is missing without reading, creating or registering any
+// account key: it works from the files alone, also where the directory
+// cannot be written.
+func TestStatusWritesNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	text := fmt.Sprintf(`autocert:
+  provider: local
+  cert_path: certs/local.crt
+  key_path: certs/local.key
+  extra:
+    - provider: acmetest
+      email: admin@example.com
+      domains: [api.example.com]
+      cert_path: certs/api.example.com.crt
+      key_path: certs/api.example.com.key
+      acme_key_path: certs/acme.key
+      ca_dir_url: %s
+      ca_certs: [%s]
+      options:
+        api_url: ${ACMETEST_API_URL}
+        api_token: ${ACMETEST_API_TOKEN}
+    - provider: acmetest
+      email: admin@example.com
+      domains: [other.example.com]
+      cert_path: certs/other.example.com.crt
+      key_path: certs/other.example.com.key
+      acme_key_path: certs/other-ca.key
+      ca_dir_url: https://127.0.0.1:9/other-ca/dir
+      ca_certs: [%s]
+      options:
+        api_url: ${ACMETEST_API_URL}
+        api_token: ${ACMETEST_API_TOKEN}
+`, f.ca.DirectoryURL(), f.ca.CACertFile(), f.ca.CACertFile())
+	if err := os.WriteFile(filepath.Join(f.dir, "autocert.yml"), []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := f.run(t, "status", "--json")
+	wantExit(t, r, exitFailed, "status without certificates")
+	var sts []httpapi.CertStatus
+	if err := json.Unmarshal([]byte(r.stdout), &sts); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, r.stdout)
+	}
+	if len(sts) != 3 || sts[1].Provider != "extra[0]" || sts[2].Provider != "extra[1]" || sts[2].Served() {
+		t.Errorf("status: %+v", sts)
+	}
+	if strings.Contains(r.stderr, "acme.key") || strings.Contains(r.stderr, "other-ca.key") {
+		t.Errorf("status spoke of account keys:\n%s", r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "certs")); !os.IsNotExist(err) {
+		entries, _ := os.ReadDir(filepath.Join(f.dir, "certs"))
+		t.Errorf("status created certs/ (%v): %v", err, entries)
+	}
+	if n := f.ca.Accounts(); n != 0 {
+		t.Errorf("status registered %d accounts", n)
 	}
 }

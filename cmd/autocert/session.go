@@ -59,12 +59,10 @@ func (a *app) open(mode sessionMode) (*session, int) {
 	var user *autocert.User
 	var legoCfg *lego.Config
 	if mode == modeStatus {
-		// Nothing is ordered: an account that is never used, rather than
-		// reading (or creating) the account key.
-		if cfg.Provider != autocert.ProviderLocal && cfg.Provider != autocert.ProviderPseudo {
-			user = &autocert.User{Email: cfg.Email}
-			legoCfg = lego.NewConfig(user)
-		}
+		// Nothing is ordered: a user without a key, rather than reading
+		// (or creating) the account keys of the main block and extras.
+		user = &autocert.User{Email: cfg.Email}
+		legoCfg = lego.NewConfig(user)
 	} else if user, legoCfg, err = cfg.GetLegoConfig(); err != nil {
 		return nil, a.setupError(err)
 	}
