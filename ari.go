@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -105,20 +104,8 @@ func parseARIRecord(data []byte) (ariRecord, error) {
 
 // loadARI reads the persisted ARI record; ok is false when there is none
 // or it does not parse (logged).
-func (p *Provider) loadARI(ctx context.Context) (r ariRecord, ok bool) {
-	data, err := p.storage.Load(ctx, p.ariKey)
-	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			p.logger.Warn().Err(err).Str("file", p.ariKey).Msg("cannot read renewal record")
-		}
-		return r, false
-	}
-	r, err = parseARIRecord(data)
-	if err != nil {
-		p.logger.Warn().Err(err).Str("file", p.ariKey).Msg("ignoring unreadable renewal record")
-		return r, false
-	}
-	return r, true
+func (p *Provider) loadARI(ctx context.Context) (ariRecord, bool) {
+	return loadRecord(ctx, p, p.ariKey, "renewal record", parseARIRecord)
 }
 
 // ariID returns the ARI identifier of leaf, "" when it has none (no

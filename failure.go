@@ -105,17 +105,24 @@ func parseFailureRecord(data []byte) (failureRecord, error) {
 
 // loadFailure reads the failure record of p's certificate; ok is false
 // when there is none (or it does not parse, which is logged).
-func (p *Provider) loadFailure(ctx context.Context) (r failureRecord, ok bool) {
-	data, err := p.storage.Load(ctx, p.failureKey)
+func (p *Provider) loadFailure(ctx context.Context) (failureRecord, bool) {
+	return loadRecord(ctx, p, p.failureKey, "last-failure record", parseFailureRecord)
+}
+
+// loadRecord reads the record stored under key and parses it; ok is false
+// when there is none or it cannot be read or parsed, which is logged
+// naming what it is.
+func loadRecord[R any](ctx context.Context, p *Provider, key, what string, parse func([]byte) (R, error)) (r R, ok bool) {
+	data, err := p.storage.Load(ctx, key)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			p.logger.Warn().Err(err).Str("file", p.failureKey).Msg("cannot read last-failure record")
+			p.logger.Warn().Err(err).Str("file", key).Msg("cannot read " + what)
 		}
 		return r, false
 	}
-	r, err = parseFailureRecord(data)
+	r, err = parse(data)
 	if err != nil {
-		p.logger.Warn().Err(err).Str("file", p.failureKey).Msg("ignoring unreadable last-failure record")
+		p.logger.Warn().Err(err).Str("file", key).Msg("ignoring unreadable " + what)
 		return r, false
 	}
 	return r, true

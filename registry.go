@@ -53,10 +53,7 @@ type OptionsDescriber interface {
 
 // registry maps provider names to factories. Like database/sql drivers,
 // providers register themselves from init functions.
-var registry struct {
-	mu        sync.RWMutex
-	factories map[string]DNSProviderFactory
-}
+var registry namedRegistry[DNSProviderFactory]
 
 // RegisterProvider makes a DNS provider available under name, for the
 // provider key of a Config. It panics if name is empty, reserved ("local",
@@ -68,31 +65,49 @@ func RegisterProvider(name string, f DNSProviderFactory) {
 	if f == nil {
 		panic("autocert: RegisterProvider: nil factory for " + name)
 	}
-	registry.mu.Lock()
-	defer registry.mu.Unlock()
-	if _, dup := registry.factories[name]; dup {
-		panic("autocert: RegisterProvider called twice for " + name)
-	}
-	if registry.factories == nil {
-		registry.factories = make(map[string]DNSProviderFactory)
-	}
-	registry.factories[name] = f
+	registry.add("RegisterProvider", name, f)
 }
 
 // LookupProvider returns the factory registered under name.
-func LookupProvider(name string) (DNSProviderFactory, bool) {
-	registry.mu.RLock()
-	defer registry.mu.RUnlock()
-	f, ok := registry.factories[name]
+func LookupProvider(name string) (DNSProviderFactory, bool) { return registry.lookup(name) }
+
+// Providers returns the sorted names of the registered DNS providers.
+func Providers() []string { return registry.names() }
+
+// namedRegistry maps names to the factories registered under them from
+// init functions: DNS providers and storage types.
+type namedRegistry[F any] struct {
+	mu        sync.RWMutex
+	factories map[string]F
+}
+
+// add registers f under name; register names the public function in the
+// panic of a name registered twice.
+func (r *namedRegistry[F]) add(register, name string, f F) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.factories[name]; dup {
+		panic("autocert: " + register + " called twice for " + name)
+	}
+	if r.factories == nil {
+		r.factories = make(map[string]F)
+	}
+	r.factories[name] = f
+}
+
+func (r *namedRegistry[F]) lookup(name string) (F, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	f, ok := r.factories[name]
 	return f, ok
 }
 
-// Providers returns the sorted names of the registered DNS providers.
-func Providers() []string {
-	registry.mu.RLock()
-	defer registry.mu.RUnlock()
-	names := make([]string, 0, len(registry.factories))
-	for name := range registry.factories {
+// names returns the registered names, sorted.
+func (r *namedRegistry[F]) names() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	names := make([]string, 0, len(r.factories))
+	for name := range r.factories {
 		names = append(names, name)
 	}
 	slices.Sort(names)

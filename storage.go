@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/autocert-dev/autocert/internal/suggest"
@@ -113,10 +112,7 @@ type StorageFactory func(ctx context.Context, cfg StorageConfig) (Storage, error
 
 // storageRegistry maps storage types to factories, filled from init
 // functions of storage packages, like DNS providers.
-var storageRegistry struct {
-	mu        sync.RWMutex
-	factories map[string]StorageFactory
-}
+var storageRegistry namedRegistry[StorageFactory]
 
 // RegisterStorage makes a storage type available to the storage block of a
 // Config. It panics if name is empty, "file" or already registered.
@@ -124,27 +120,12 @@ func RegisterStorage(name string, f StorageFactory) {
 	if name == "" || name == StorageTypeFile || f == nil {
 		panic(fmt.Sprintf("autocert: RegisterStorage: invalid name %q or nil factory", name))
 	}
-	storageRegistry.mu.Lock()
-	defer storageRegistry.mu.Unlock()
-	if _, dup := storageRegistry.factories[name]; dup {
-		panic("autocert: RegisterStorage called twice for " + name)
-	}
-	if storageRegistry.factories == nil {
-		storageRegistry.factories = make(map[string]StorageFactory)
-	}
-	storageRegistry.factories[name] = f
+	storageRegistry.add("RegisterStorage", name, f)
 }
 
 // storageTypes returns the sorted registered storage types, "file" first.
 func storageTypes() []string {
-	storageRegistry.mu.RLock()
-	defer storageRegistry.mu.RUnlock()
-	names := make([]string, 0, len(storageRegistry.factories))
-	for name := range storageRegistry.factories {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return append([]string{StorageTypeFile}, names...)
+	return append([]string{StorageTypeFile}, storageRegistry.names()...)
 }
 
 // OpenStorage opens a new Storage of the config's storage block: a
@@ -159,9 +140,7 @@ func (cfg *Config) OpenStorage(ctx context.Context) (Storage, error) {
 		return &FileStorage{}, nil
 	}
 	typ := strings.ToLower(strings.TrimSpace(cfg.Storage.Type))
-	storageRegistry.mu.RLock()
-	f, ok := storageRegistry.factories[typ]
-	storageRegistry.mu.RUnlock()
+	f, ok := storageRegistry.lookup(typ)
 	if !ok {
 		return nil, &FieldError{Path: "storage.type", Msg: unknownStorageType(typ)}
 	}

@@ -127,15 +127,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func schedule(t *testing.T, p *autocert.Provider) context.CancelFunc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	p.ScheduleRenewalAll(autocert.ContextParent(ctx))
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-p.SchedulerDone():
-		case <-time.After(30 * time.Second):
-			t.Error("scheduler did not stop")
-		}
-	})
+	scheduleUntil(t, p, ctx, cancel)
 	return cancel
 }
 
