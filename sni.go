@@ -82,24 +82,32 @@ func newSNISnapshot(certs []*tls.Certificate) *sniSnapshot {
 		if leaf == nil {
 			continue
 		}
+		// Only the DNS names, as clients verify them: the subject common
+		// name is ignored (by Go clients since Go 1.15, and by browsers).
 		for _, name := range leaf.DNSNames {
 			s.add(name, c)
-		}
-		if cn := leaf.Subject.CommonName; cn != "" {
-			s.add(cn, c)
 		}
 	}
 	return s
 }
 
-// add indexes one name of certificate c: an exact name at its own node, a
-// wildcard "*.parent" at the parent's node, both under the name's
+// add indexes one DNS name of certificate c: an exact name at its own
+// node, a wildcard "*.parent" at the parent's node, both under the name's
 // canonical form (see hostKey). Every key of the index is thus a host name
 // in canonical form, and no exact key is an IP address: match relies on
 // it. A name that is neither a host name nor a wildcard over one can never
 // be asked for and is left out, and so is an exact name that is an IP
 // address, since GetCert answers those with the main certificate.
+//
+// So is a name written with a trailing dot: crypto/x509 takes it for no
+// pattern and matches it only against a server name spelled the same,
+// dot included, which a client does not send (RFC 6066 leaves the dot out
+// of the SNI, and Go clients drop it), so a verifying client would refuse
+// the certificate for the name without the dot.
 func (s *sniSnapshot) add(name string, c *tls.Certificate) {
+	if len(name) == 0 || name[len(name)-1] == '.' {
+		return
+	}
 	wild := len(name) > 2 && name[0] == '*' && name[1] == '.'
 	if wild {
 		name = name[2:]
@@ -254,13 +262,22 @@ func isIPLiteral[S string | []byte](s S) bool {
 // server name the client asked for (SNI). Set it as
 // tls.Config.GetCertificate, or use TLSConfig.
 //
-// Names are compared without regard to ASCII case and without a trailing
-// dot. The certificate holding the server name itself wins; else the one
-// holding the wildcard one label up ("*.example.com" covers
-// "a.example.com", but neither "example.com" nor "a.b.example.com"); else
-// the main certificate. When several certificates hold the same name, the
-// first configured wins: main, then the extras in order. The names of a
-// certificate are its DNS names and its subject common name.
+// The names of a certificate are its DNS names (subject alternative
+// names), as crypto/x509's VerifyHostname reads them when a client
+// verifies the certificate: the subject common name is not one, since Go
+// clients (since Go 1.15) and browsers ignore it, and neither is a DNS
+// name written with a trailing dot, which VerifyHostname does not match
+// against a server name sent without it. Names are compared without regard
+// to ASCII case, and a trailing dot of the server name is ignored. The
+// certificate holding the server name itself wins; else the one holding
+// the wildcard one label up ("*.example.com" covers "a.example.com", but
+// neither "example.com" nor "a.b.example.com"); else the main certificate.
+// When several certificates hold the same name, the first configured wins:
+// main, then the extras in order. A certificate chosen by name thus always
+// verifies for the server name, and for a host name (see below) one is
+// chosen whenever a configured certificate would verify. The main
+// certificate is served when nothing matches, even if none of its own
+// names is usable.
 //
 // The main certificate also answers a handshake without a server name, and
 // one whose server name is an IPv4 or IPv6 address, bracketed or not (Go

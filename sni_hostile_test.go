@@ -18,6 +18,7 @@ var sniHostileSpecs = [][]string{
 	{"*.api.example.com", "api.example.com"},
 	{"xn--bcher-kva.example", "_acme.example.org"},
 	{"192.0.2.1", "*.0.2.1", "1.2.3.4.example.net"},
+	{"dotted.example.org.", "*.dotted.example.org.", "www.example.com."},
 }
 
 // sniHostileNames are server names a client can send: too long, empty
@@ -41,6 +42,7 @@ func sniHostileNames() []string {
 		"*", "*.example.com", "**.example.com", "*.api.example.com", "a.*.example.com", "?.example.com",
 		"-a.example.com", "a-.example.com", "_acme.example.org", "a_b.example.com", "a.b.api.example.com",
 		"example.com/../../etc", "example.com:443", "user@example.com", "%2e.example.com",
+		"dotted.example.org", "dotted.example.org.", "x.dotted.example.org", "DOTTED.EXAMPLE.ORG.",
 	}
 }
 
@@ -62,6 +64,9 @@ func TestGetCertHostileNames(t *testing.T) {
 		}
 		if want := sniReference(certs, name); got != want {
 			t.Errorf("GetCert(%.80q) chose certificate %d, want %d", name, slices.Index(certs, got), slices.Index(certs, want))
+		}
+		if err := sniCheckVerifies(certs, certs[0], name, got); err != nil {
+			t.Error(err)
 		}
 		if n := testing.AllocsPerRun(50, func() { _, _ = p.GetCert(hello) }); n != 0 {
 			t.Errorf("GetCert(%.80q) allocates %v times", name, n)

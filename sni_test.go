@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"path/filepath"
 	"regexp"
@@ -181,11 +182,10 @@ func TestGetCert(t *testing.T) {
 			"x.b.c.d.example.com":     "main",
 		},
 	}, {
-		name: "case and trailing dot ignored on both sides",
+		name: "case ignored on both sides, a trailing dot of the server name too",
 		certs: []*sniCertSpec{
 			sniNames("main.test"),
 			sniNames("WWW.Example.COM", "*.Shop.Example.Com"),
-			sniNames("dotted.example.com."),
 		},
 		want: map[string]string{
 			"www.example.com":        "extra[0]",
@@ -194,9 +194,28 @@ func TestGetCert(t *testing.T) {
 			"www.example.com.":       "extra[0]",
 			"Cart.SHOP.example.com":  "extra[0]",
 			"cart.shop.example.com.": "extra[0]",
-			"DOTTED.example.com":     "extra[1]",
-			"dotted.example.com.":    "extra[1]",
 			"www.example.com..":      "main",
+		},
+	}, {
+		// crypto/x509 takes a certificate name ending in a dot for no
+		// pattern: it matches only a server name written the same way,
+		// dot included, which a client never sends (Go clients drop it
+		// from the SNI, as RFC 6066 asks).
+		name: "certificate names written with a trailing dot are not matched",
+		certs: []*sniCertSpec{
+			sniNames("main.test"),
+			sniNames("dotted.example.com.", "*.wild.example.com.", "both.example.com."),
+			sniNames("both.example.com", "*.wild2.example.com"),
+		},
+		want: map[string]string{
+			"dotted.example.com":   "main",
+			"dotted.example.com.":  "main",
+			"DOTTED.example.com":   "main",
+			"x.wild.example.com":   "main",
+			"x.wild.example.com.":  "main",
+			"both.example.com":     "extra[1]",
+			"both.example.com.":    "extra[1]",
+			"x.wild2.example.com.": "extra[1]",
 		},
 	}, {
 		name: "exact name before wildcard, whatever the case",
@@ -228,18 +247,47 @@ func TestGetCert(t *testing.T) {
 			"only2.example.com":    "extra[2]",
 		},
 	}, {
-		name: "common name counts as a name",
+		// Go clients (since Go 1.15) and browsers verify the DNS names
+		// only: a certificate chosen by its common name fails them.
+		name: "the common name is not a name",
 		certs: []*sniCertSpec{
-			sniNames("main.test"),
+			{names: []string{"www.example.com"}, cn: "api.example.com"},
+			sniNames("api.example.com"),
 			{names: []string{"san.example.com"}, cn: "cn.example.com"},
 			{cn: "*.wild-cn.example.com"},
+			{cn: "legacy.example.com"},
 		},
 		want: map[string]string{
-			"san.example.com":       "extra[0]",
-			"cn.example.com":        "extra[0]",
-			"x.wild-cn.example.com": "extra[1]",
-			"wild-cn.example.com":   "main",
-			"unrelated.example.com": "main",
+			"api.example.com":       "extra[0]",
+			"www.example.com":       "main",
+			"san.example.com":       "extra[1]",
+			"cn.example.com":        "main",
+			"x.wild-cn.example.com": "main",
+			"legacy.example.com":    "main",
+		},
+	}, {
+		name: "a main certificate without a usable name is still the default",
+		certs: []*sniCertSpec{
+			{names: []string{"main.example.com.", "bad..example.com"}, cn: "main.example.com"},
+			sniNames("api.example.com"),
+		},
+		want: map[string]string{
+			"main.example.com":  "main",
+			"main.example.com.": "main",
+			"":                  "main",
+			"other.example.com": "main",
+			"api.example.com":   "extra[0]",
+		},
+	}, {
+		name: "an extra without a usable name answers for nothing",
+		certs: []*sniCertSpec{
+			sniNames("main.test"),
+			{names: []string{"x.example.com."}, cn: "x.example.com"},
+			{cn: "y.example.com"},
+		},
+		want: map[string]string{
+			"x.example.com": "main",
+			"y.example.com": "main",
 		},
 	}, {
 		name: "no server name gives the main certificate",
@@ -342,6 +390,9 @@ func TestGetCert(t *testing.T) {
 				}
 				if got := servedBy(p, certs, c); got != want {
 					t.Errorf("GetCert(%q) = certificate of %s, want %s", server, got, want)
+				}
+				if err := sniCheckVerifies(certs, p.sni.Load().main, server, c); err != nil {
+					t.Error(err)
 				}
 			}
 			c, err := p.GetCert(nil)
@@ -556,18 +607,112 @@ func TestTLSConfig(t *testing.T) {
 	}
 }
 
+// TestGetCertVerifiesLikeX509 serves random sets of certificates whose
+// DNS names and common names come from a few labels, with wildcards,
+// upper case and trailing dots, and asks GetCert for every name those
+// labels make: each answer is what sniReference chooses, and passes
+// sniCheckVerifies (a verifying client accepts every certificate GetCert
+// chooses by name, and gets one whenever a configured certificate would
+// verify).
+func TestGetCertVerifiesLikeX509(t *testing.T) {
+	labels := []string{"a", "www"}
+	hosts := []string{"example.com"}
+	for range 2 {
+		for _, h := range hosts {
+			for _, l := range labels {
+				if !slices.Contains(hosts, l+"."+h) {
+					hosts = append(hosts, l+"."+h)
+				}
+			}
+		}
+	}
+	var asks []string
+	for _, h := range hosts {
+		asks = append(asks, h, h+".", strings.ToUpper(h))
+	}
+	r := mrand.New(mrand.NewPCG(9, 12))
+	name := func() string {
+		n := hosts[r.IntN(len(hosts))]
+		if r.IntN(3) == 0 {
+			n = "*." + n
+		}
+		if r.IntN(4) == 0 {
+			n += "."
+		}
+		if r.IntN(4) == 0 {
+			n = strings.ToUpper(n)
+		}
+		return n
+	}
+
+	const slots, rounds = 4, 300
+	key := sniKey(t)
+	p := sniProvider(t, slots-1)
+	hits := 0
+	for range rounds {
+		certs := make([]*tls.Certificate, slots)
+		for i, q := range p.all() {
+			if r.IntN(6) > 0 {
+				var names []string
+				for range r.IntN(4) {
+					names = append(names, name())
+				}
+				cn := ""
+				if r.IntN(2) == 0 {
+					cn = name()
+				}
+				certs[i] = sniCert(t, key, cn, names...)
+			}
+			q.setCert(certs[i])
+		}
+		for _, server := range asks {
+			got, err := p.GetCert(&tls.ClientHelloInfo{ServerName: server})
+			if errors.Is(err, ErrNoCertificate) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := sniReference(certs, server); got != want {
+				t.Fatalf("GetCert(%q) chose certificate %d, reference %d", server, slices.Index(certs, got), slices.Index(certs, want))
+			}
+			if err := sniCheckVerifies(certs, p.sni.Load().main, server, got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Leaf.VerifyHostname(server) == nil {
+				hits++
+			}
+		}
+	}
+	// The workload is what it says: many asks find a certificate.
+	t.Logf("%d of %d asks got a certificate that verifies", hits, rounds*len(asks))
+	if hits < rounds*len(asks)/4 {
+		t.Errorf("only %d of %d asks got a certificate that verifies", hits, rounds*len(asks))
+	}
+}
+
 // sniHostName is what a host name looks like to crypto/x509 (ASCII
 // letters, digits, '_', and '-' not first, in non-empty labels), written
 // independently of hostKey.
 var sniHostName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_][A-Za-z0-9_-]*)*$`)
 
+// sniAskable returns server without one trailing dot, and whether it is
+// a server name GetCert looks up: a host name of at most 253 bytes that is
+// not an IP address. GetCert answers any other with the main certificate.
+func sniAskable(server string) (string, bool) {
+	h := strings.TrimSuffix(server, ".")
+	return h, len(h) <= 253 && net.ParseIP(h) == nil && sniHostName.MatchString(h)
+}
+
 // sniReference is the brute-force answer GetCert must give: it walks the
 // certificates in configured order and lets crypto/x509 decide whether a
-// certificate fits, first among exact names, then among wildcards; else
-// the main certificate. On top of VerifyHostname it applies GetCert's own
-// rules: one trailing dot is ignored on both sides, the common name counts
-// as a name, and a server name that is empty, an IP address, longer than
-// 253 bytes or not a host name gets the main certificate.
+// certificate fits, first by its exact DNS names, then by its wildcards;
+// else the main certificate. Like a verifying client, it ignores the
+// common name and reads the DNS names as they are written, so that one
+// with a trailing dot matches no host name. On top of VerifyHostname it
+// applies GetCert's own rules: one trailing dot of the server name is
+// ignored, and a server name that sniAskable refuses gets the main
+// certificate.
 func sniReference(certs []*tls.Certificate, server string) *tls.Certificate {
 	var main *tls.Certificate
 	for _, c := range certs {
@@ -576,8 +721,8 @@ func sniReference(certs []*tls.Certificate, server string) *tls.Certificate {
 			break
 		}
 	}
-	h := strings.TrimSuffix(server, ".")
-	if len(h) > 253 || net.ParseIP(h) != nil || !sniHostName.MatchString(h) {
+	h, ok := sniAskable(server)
+	if !ok {
 		return main
 	}
 	for _, wildcard := range []bool{false, true} {
@@ -586,9 +731,8 @@ func sniReference(certs []*tls.Certificate, server string) *tls.Certificate {
 				continue
 			}
 			var names []string
-			for _, n := range append(slices.Clone(c.Leaf.DNSNames), c.Leaf.Subject.CommonName) {
-				n = strings.TrimSuffix(n, ".")
-				if n != "" && strings.HasPrefix(n, "*.") == wildcard {
+			for _, n := range c.Leaf.DNSNames {
+				if strings.HasPrefix(n, "*.") == wildcard {
 					names = append(names, n)
 				}
 			}
@@ -600,13 +744,38 @@ func sniReference(certs []*tls.Certificate, server string) *tls.Certificate {
 	return main
 }
 
-// FuzzSNI compares the matcher with sniReference. spec lists the
-// certificates in configured order, one a line, main first: names
-// separated by commas, "cn:" before the common name, a line "-" for a
-// provider without a certificate. Besides server (as given, in upper case
-// and with a trailing dot), it asks for names made from the certificates'
-// own names, so that random inputs often hit: each name, its wildcard
-// filled with server's first label, and each name one label deeper.
+// sniCheckVerifies checks got, GetCert's answer for server among certs
+// (main being the default answer), against what a verifying client
+// accepts, as crypto/x509 decides it: a certificate other than main
+// verifies for server; and when server is a name GetCert looks up and some
+// certificate verifies for it, got verifies for it too.
+func sniCheckVerifies(certs []*tls.Certificate, main *tls.Certificate, server string, got *tls.Certificate) error {
+	if got != main {
+		if err := got.Leaf.VerifyHostname(server); err != nil {
+			return fmt.Errorf("server name %q: certificate %d chosen though it does not verify: %w", server, slices.Index(certs, got), err)
+		}
+	}
+	h, ok := sniAskable(server)
+	if !ok || got.Leaf.VerifyHostname(h) == nil {
+		return nil
+	}
+	for i, c := range certs {
+		if c != nil && c.Leaf.VerifyHostname(h) == nil {
+			return fmt.Errorf("server name %q: certificate %d chosen, which does not verify, though certificate %d does", server, slices.Index(certs, got), i)
+		}
+	}
+	return nil
+}
+
+// FuzzSNI compares the matcher with sniReference, and checks each answer
+// with sniCheckVerifies. spec lists the certificates in configured order,
+// one a line, main first: DNS names separated by commas, "cn:" before the
+// common name, a line "-" for a provider without a certificate. Besides
+// server (as given, in upper case and with a trailing dot), it asks for
+// names made from the certificates' own names and common names, so that
+// random inputs often hit: each name, without its trailing dot, its
+// wildcard filled with server's first label, and each name one label
+// deeper.
 func FuzzSNI(f *testing.F) {
 	f.Fuzz(func(t *testing.T, spec, server string) {
 		var certs []*tls.Certificate
@@ -640,9 +809,9 @@ func FuzzSNI(f *testing.F) {
 				if len(asks) > 200 {
 					break
 				}
-				asks = append(asks, n, label+"."+n)
+				asks = append(asks, n, strings.TrimSuffix(n, "."), label+"."+n)
 				if rest, ok := strings.CutPrefix(n, "*"); ok {
-					asks = append(asks, label+rest)
+					asks = append(asks, label+rest, label+strings.TrimSuffix(rest, "."))
 				}
 			}
 		}
@@ -650,6 +819,12 @@ func FuzzSNI(f *testing.F) {
 			got, want := s.match(name), sniReference(certs, name)
 			if got != want {
 				t.Fatalf("server name %q: matcher chose certificate %d, reference %d", name, slices.Index(certs, got), slices.Index(certs, want))
+			}
+			if got == nil {
+				continue // no certificate at all
+			}
+			if err := sniCheckVerifies(certs, s.main, name, got); err != nil {
+				t.Fatal(err)
 			}
 		}
 	})
