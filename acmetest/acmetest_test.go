@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -148,6 +149,45 @@ func TestProfiles(t *testing.T) {
 	}
 }
 
+// TestWithoutProfiles: the directory of a CA without profiles has none in
+// its meta object, an order naming no profile gets 90 days, and an order
+// naming one is refused.
+func TestWithoutProfiles(t *testing.T) {
+	s := acmetest.New(t, acmetest.WithoutProfiles())
+	if got := s.Profiles(); got != nil {
+		t.Errorf("Profiles() = %q; want none", got)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: trustPool(t, s.CACertFile())}}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get(s.DirectoryURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dir struct {
+		NewOrder string                     `json:"newOrder"`
+		Meta     map[string]json.RawMessage `json:"meta"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&dir)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("directory: %d %q %v", resp.StatusCode, resp.Header.Get("Content-Type"), err)
+	}
+	if _, ok := dir.Meta["profiles"]; ok || dir.NewOrder == "" || dir.Meta["termsOfService"] == nil {
+		t.Errorf("directory newOrder %q, meta %s; want the endpoints and a meta object without profiles", dir.NewOrder, dir.Meta)
+	}
+
+	c := newAccount(t, s)
+	leaf := obtain(t, c, certificate.ObtainRequest{Domains: []string{"np.example.com"}})[0]
+	if got := leaf.NotAfter.Sub(leaf.NotBefore); got != 90*24*time.Hour-time.Second {
+		t.Errorf("validity %v; want 90 days less a second", got)
+	}
+	_, err = c.Certificate.Obtain(certificate.ObtainRequest{Domains: []string{"np.example.com"}, Profile: "default"})
+	var prob *acme.ProblemDetails
+	if !errors.As(err, &prob) || prob.Type != "urn:ietf:params:acme:error:invalidProfile" {
+		t.Errorf("order naming a profile: %v; want an invalidProfile problem", err)
+	}
+}
+
 func TestEAB(t *testing.T) {
 	key := make([]byte, 32)
 	rand.Read(key)
@@ -204,6 +244,7 @@ func TestStartRejectsBadOptions(t *testing.T) {
 		{"unnamed profile", []acmetest.Option{acmetest.WithProfile("", "", time.Hour)}},
 		{"same profile twice", []acmetest.Option{profile, profile}},
 		{"empty resolver", []acmetest.Option{acmetest.WithValidationResolver("")}},
+		{"profile on a CA without profiles", []acmetest.Option{acmetest.WithoutProfiles(), profile}},
 	} {
 		s, err := acmetest.Start(tc.opts...)
 		if err == nil {

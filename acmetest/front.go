@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"math/rand/v2"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/letsencrypt/pebble/v2/acme"
 	"github.com/letsencrypt/pebble/v2/db"
+	"github.com/letsencrypt/pebble/v2/wfe"
 )
 
 // Paths of Pebble's ACME endpoints (its directory lists them).
@@ -43,8 +45,10 @@ const asyncWait = 10 * time.Second
 type front struct {
 	pebble   http.Handler
 	store    *db.MemoryStore
-	profiles []string      // sorted profile names
-	stop     chan struct{} // closed when the Server closes
+	profiles []string // sorted profile names
+	// noProfiles hides the profiles from the directory (WithoutProfiles).
+	noProfiles bool
+	stop       chan struct{} // closed when the Server closes
 
 	accountMu sync.Mutex // serialises new-account requests
 
@@ -121,11 +125,39 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if r.Method == http.MethodGet && r.URL.Path == wfe.DirectoryPath && f.noProfiles {
+		f.directoryWithoutProfiles(w, r)
+		return
+	}
 	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, renewalInfoPath) {
 		f.renewalInfo(w, r)
 		return
 	}
 	f.pebble.ServeHTTP(w, r)
+}
+
+// directoryWithoutProfiles answers Pebble's directory with the profiles
+// removed from its meta object.
+func (f *front) directoryWithoutProfiles(w http.ResponseWriter, r *http.Request) {
+	resp := httptest.NewRecorder()
+	f.pebble.ServeHTTP(resp, r)
+	var dir map[string]any
+	if resp.Code != http.StatusOK || json.Unmarshal(resp.Body.Bytes(), &dir) != nil {
+		copyResponse(w, resp)
+		return
+	}
+	if meta, ok := dir["meta"].(map[string]any); ok {
+		delete(meta, "profiles")
+	}
+	body, err := json.MarshalIndent(dir, "", "  ")
+	if err != nil {
+		Problem{Type: "serverInternal", Detail: "acmetest: encoding the directory: " + err.Error()}.write(w, "")
+		return
+	}
+	maps.Copy(w.Header(), resp.Header())
+	w.Header().Del("Content-Length")
+	w.WriteHeader(resp.Code)
+	_, _ = w.Write(body)
 }
 
 // wait holds a request back for the delay set by SetDelay. It reports

@@ -13,11 +13,12 @@ type Option func(*settings)
 
 // settings collects the options of one Server.
 type settings struct {
-	eab      map[string]string // kid -> base64url HMAC key
-	profiles map[string]profile
-	resolver string // DNS server the CA validates against; "" for the shared one
-	log      io.Writer
-	errs     []error
+	eab        map[string]string // kid -> base64url HMAC key
+	profiles   map[string]profile
+	noProfiles bool   // WithoutProfiles
+	resolver   string // DNS server the CA validates against; "" for the shared one
+	log        io.Writer
+	errs       []error
 }
 
 // profile is one certificate profile of the CA.
@@ -90,6 +91,17 @@ func WithProfile(name, description string, validity time.Duration) Option {
 		}
 		s.profiles[name] = profile{description: description, validity: validity}
 	}
+}
+
+// WithoutProfiles makes the CA offer no certificate profiles, like a CA
+// without the ACME profiles extension (smallstep step-ca, for example): its
+// directory has no "profiles" in its meta object. Orders that name no
+// profile get certificates valid for 90 days; an order that names one is
+// refused with an "invalidProfile" problem, as Pebble checks the name
+// (where such a CA may ignore it instead). It cannot be combined with
+// WithProfile.
+func WithoutProfiles() Option {
+	return func(s *settings) { s.noProfiles = true }
 }
 
 // WithValidationResolver makes the CA look up challenge TXT records at

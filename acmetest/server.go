@@ -84,6 +84,9 @@ func Start(opts ...Option) (*Server, error) {
 	if err := errors.Join(st.errs...); err != nil {
 		return nil, fmt.Errorf("acmetest: %w", err)
 	}
+	if st.noProfiles && len(st.profiles) > 0 {
+		return nil, errors.New("acmetest: WithoutProfiles and WithProfile both given")
+	}
 	if len(st.profiles) == 0 {
 		st.profiles = map[string]profile{
 			defaultProfile: {description: "The default profile (90 days)", validity: defaultValidity},
@@ -126,6 +129,11 @@ func (s *Server) start() error {
 	}
 	profiles := make(map[string]ca.Profile, len(st.profiles))
 	for name, p := range st.profiles {
+		if st.noProfiles {
+			// Pebble needs a profile to issue with: give it one that
+			// no order can name, and hide it from the directory.
+			name = ""
+		}
 		profiles[name] = ca.Profile{Description: p.description, ValidityPeriod: uint64(p.validity / time.Second)}
 	}
 	s.ca = ca.New(logger, store, "", "ecdsa", 0, 1, profiles)
@@ -137,11 +145,12 @@ func (s *Server) start() error {
 	wfeImpl := wfe.New(logger, store, vaImpl, s.ca, nil, false, len(st.eab) > 0, 0, 0)
 	s.mgmt = wfeImpl.ManagementHandler()
 	s.front = &front{
-		pebble:   wfeImpl.Handler(),
-		store:    store,
-		profiles: slices.Sorted(maps.Keys(st.profiles)),
-		stop:     make(chan struct{}),
-		ariRetry: make(map[string]time.Duration),
+		pebble:     wfeImpl.Handler(),
+		store:      store,
+		profiles:   slices.Sorted(maps.Keys(profiles)),
+		noProfiles: st.noProfiles,
+		stop:       make(chan struct{}),
+		ariRetry:   make(map[string]time.Duration),
 	}
 
 	cert, err := selfSignedCert()
@@ -279,8 +288,14 @@ func (s *Server) Config(domains ...string) *autocert.Config {
 	return c
 }
 
-// Profiles returns the names of the CA's certificate profiles, sorted.
-func (s *Server) Profiles() []string { return slices.Clone(s.front.profiles) }
+// Profiles returns the names of the CA's certificate profiles, sorted;
+// none with WithoutProfiles.
+func (s *Server) Profiles() []string {
+	if s.front.noProfiles {
+		return nil
+	}
+	return slices.Clone(s.front.profiles)
+}
 
 // SetRenewalWindow makes the CA's ACME Renewal Information (RFC 9773) for
 // cert, which it issued, suggest renewing between start and end. When
