@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,7 +30,21 @@ type failureRecord struct {
 	Attempts int       // consecutive failures, 1 or more
 	RetryAt  time.Time // not before this time, unless forced; zero when unknown
 	Message  string    // the error, on one line
+	// Serial is the serial of the certificate stored when the attempt
+	// began ("none" when there was none); empty in records written by
+	// earlier versions. A stored certificate with another serial was
+	// stored after the attempt began: the record is then out of date.
+	Serial string
+	// Config is the fingerprint of the certificate's configuration at the
+	// attempt (see Config.fingerprint); empty in older records. A start
+	// with another configuration does not wait for the record's retry
+	// time: the user changed something.
+	Config string
 }
+
+// noSerial is the Serial of a record written when no certificate was
+// stored.
+const noSerial = "none"
 
 // attemptUnfinished is the message of the record written before an order:
 // it stays only if the attempt never finished (its process died).
@@ -62,6 +77,12 @@ func (r failureRecord) marshal() []byte {
 	fmt.Fprintf(&b, "attempts: %d\n", r.Attempts)
 	if !r.RetryAt.IsZero() {
 		fmt.Fprintf(&b, "retry_at: %s\n", r.RetryAt.UTC().Format(time.RFC3339))
+	}
+	if r.Serial != "" {
+		fmt.Fprintf(&b, "serial: %s\n", r.Serial)
+	}
+	if r.Config != "" {
+		fmt.Fprintf(&b, "config: %s\n", r.Config)
 	}
 	if r.Message != "" {
 		fmt.Fprintf(&b, "error: %s\n", oneLine(r.Message))
@@ -98,6 +119,10 @@ func parseFailureRecord(data []byte) (failureRecord, error) {
 			}
 		case "error":
 			r.Message = v
+		case "serial":
+			r.Serial = v
+		case "config":
+			r.Config = v
 		}
 	}
 	return r, nil
@@ -129,7 +154,8 @@ func loadRecord[R any](ctx context.Context, p *Provider, key, what string, parse
 }
 
 func (p *Provider) storeFailure(ctx context.Context, r failureRecord) {
-	if err := p.storage.Store(ctx, Entry{Key: p.failureKey, Value: r.marshal()}); err != nil {
+	// Private: the error text may name hosts, accounts or paths.
+	if err := p.storage.Store(ctx, Entry{Key: p.failureKey, Value: r.marshal(), Private: true}); err != nil {
 		p.logger.Error().Err(err).Str("file", p.failureKey).Msg("cannot write last-failure record")
 	}
 }
@@ -196,4 +222,121 @@ func (p *Provider) failuresKnown() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return p.rs.fail.Attempts
+}
+
+// fingerprint sums up what decides how the certificate of cfg (a merged
+// block) is ordered: where, for which names, with which key, through which
+// DNS provider and credentials. A failure record keeps it, so that a start
+// after the user changed any of it retries at once. Only a truncated hash
+// is kept, in a 0600 file.
+func (cfg *Config) fingerprint() string {
+	h := sha256.New()
+	field := func(name string, vals ...string) {
+		fmt.Fprintf(h, "%s=%d", name, len(vals))
+		for _, v := range vals {
+			fmt.Fprintf(h, ":%d:%s", len(v), v)
+		}
+		h.Write([]byte{0})
+	}
+	names := make([]string, len(cfg.Domains))
+	for i, d := range cfg.Domains {
+		names[i] = strings.ToLower(d)
+	}
+	slices.Sort(names)
+	field("domains", names...)
+	field("provider", cfg.Provider)
+	keys := make([]string, 0, len(cfg.Options))
+	for k := range cfg.Options {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		field("option", k, cfg.Options[k].Value())
+	}
+	field("resolvers", cfg.Resolvers...)
+	field("ca", cfg.CADirURL)
+	field("ca_certs", cfg.CACerts...)
+	field("account", cfg.Email, cfg.ACMEKeyPath, cfg.EABKid, cfg.EABHmac.Value())
+	field("key_type", cfg.CertificateKeyType)
+	field("profile", cfg.Profile)
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// configChanged reports whether r was written for another configuration
+// than the one whose fingerprint is fp.
+func (r failureRecord) configChanged(fp string) bool {
+	return r.Config != "" && r.Config != fp
+}
+
+// outdatedBy reports whether r is older than the stored certificate sc,
+// modified at modified (zero when unknown): the certificate was stored
+// after the attempt r records began, so that attempt (or another one)
+// succeeded, and r must not count any more. Records without a serial
+// (earlier versions) are compared by time.
+func (r failureRecord) outdatedBy(sc storedCert, modified time.Time) bool {
+	if r.Time.IsZero() || sc.cert == nil {
+		return false
+	}
+	if r.Serial != "" {
+		return r.Serial != serialHex(sc.cert.Leaf)
+	}
+	return !modified.IsZero() && modified.After(r.Time)
+}
+
+// clearOutdatedFailure removes the failure record of p's certificate when
+// the stored certificate sc, which fits the config and is served, was
+// stored after the attempt the record describes (a process that stored
+// the certificate died before removing the record, or another instance
+// succeeded). It reports whether it removed one.
+func (p *Provider) clearOutdatedFailure(ctx context.Context, sc storedCert) bool {
+	rec, ok := p.loadFailure(ctx)
+	if !ok {
+		return false
+	}
+	var modified time.Time
+	if rec.Serial == "" {
+		if ki, err := p.storage.Stat(ctx, p.cfg.CertPath); err == nil {
+			modified = ki.Modified
+		}
+	}
+	if !rec.outdatedBy(sc, modified) {
+		return false
+	}
+	p.logger.Info().Time("failed_at", rec.Time).Str("error", rec.Message).
+		Msg("the stored certificate is newer than the last failure recorded; clearing the record")
+	p.clearFailure(ctx)
+	return true
+}
+
+// attemptRecord is the record written before an attempt to obtain p's
+// certificate, after the failures of prev (zero when none): should the
+// process die during the attempt, it stays and counts as a failure.
+// stored is what the storage holds for it (zero when nothing usable).
+func (p *Provider) attemptRecord(prev failureRecord, stored storedCert) failureRecord {
+	serial := noSerial
+	if stored.cert != nil {
+		serial = serialHex(stored.cert.Leaf)
+	}
+	return failureRecord{
+		Time:     p.clock.Now(),
+		Attempts: max(prev.Attempts, p.failuresKnown()) + 1,
+		Message:  attemptUnfinished,
+		Serial:   serial,
+		Config:   p.cfg.fingerprint(),
+	}
+}
+
+// failed turns the record of an attempt into the record of its failure
+// with err: when it failed, why, and when to try again (the back-off of
+// its attempts, bounded by what the certificate served has left, or the
+// CA's Retry-After when longer).
+func (p *Provider) failed(rec failureRecord, err error) failureRecord {
+	now := p.clock.Now()
+	rec.Time, rec.Message = now, p.scrub(err.Error())
+	var remaining time.Duration
+	if cur := p.cert.Load(); cur != nil {
+		remaining = cur.Leaf.NotAfter.Sub(now)
+	}
+	rec.RetryAt = now.Add(retryDelay(rec.Attempts, remaining, retryAfterOf(err, now)))
+	return rec
 }

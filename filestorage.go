@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -41,7 +42,7 @@ const (
 // never sees a key that does not match its certificate.
 //
 // Files holding Private entries get mode 0600, others 0644, whatever the
-// umask; a missing directory is created 0700 for a private entry, else 0755.
+// umask; a missing directory is created 0755 (whatever the umask).
 // A file that is a symbolic link is replaced by a regular file, never
 // written through; reads follow links (so a layout of links, such as
 // certbot's live/ directory, loads). Files larger than 1 MiB are refused
@@ -97,7 +98,7 @@ func (s *FileStorage) Store(ctx context.Context, entries ...Entry) error {
 		return err
 	}
 	jpath := journalPath(keys)
-	if err := os.MkdirAll(filepath.Dir(jpath), 0o755); err != nil {
+	if err := mkdirAll(filepath.Dir(jpath)); err != nil {
 		return err
 	}
 	unlock, err := s.lockFile(ctx, filepath.Join(filepath.Dir(jpath), journalLock))
@@ -136,7 +137,7 @@ func (s *FileStorage) Stat(ctx context.Context, key string) (KeyInfo, error) {
 // appended, with a leading dot on its base name.
 func (s *FileStorage) Lock(ctx context.Context, name string) (func(), error) {
 	path := filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+lockSuffix)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := mkdirAll(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
 	return s.lockFile(ctx, path)
@@ -201,11 +202,11 @@ func applyJournal(j journal) error {
 // directory, fsync, chmod, rename, fsync of the directory.
 func writeFileAtomic(path string, data []byte, private bool) (err error) {
 	dir := filepath.Dir(path)
-	dirMode, mode := os.FileMode(0o755), os.FileMode(0o644)
+	mode := os.FileMode(0o644)
 	if private {
-		dirMode, mode = 0o700, 0o600
+		mode = 0o600
 	}
-	if err := os.MkdirAll(dir, dirMode); err != nil {
+	if err := mkdirAll(dir); err != nil {
 		return err
 	}
 	f, err := os.CreateTemp(dir, tempPrefix+"*")
@@ -235,6 +236,35 @@ func writeFileAtomic(path string, data []byte, private bool) (err error) {
 		return err
 	}
 	return syncDir(dir)
+}
+
+// dirMode is the mode of the directories FileStorage creates, whatever the
+// umask: the certificates in them (0644) stay readable by other users, as
+// the servers that read them (nginx, HAProxy) often run as another user;
+// the secrets in them are 0600 files.
+const dirMode = 0o755
+
+// mkdirAll creates dir and its missing parents with mode dirMode, whatever
+// the umask. Directories that exist are left as they are.
+func mkdirAll(dir string) error {
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+		}
+		return nil
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := mkdirAll(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, dirMode); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil // made meanwhile by another writer
+		}
+		return err
+	}
+	return os.Chmod(dir, dirMode)
 }
 
 // staleTempAge is the age after which a temporary file is known to be left

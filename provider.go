@@ -90,6 +90,10 @@ type settings struct {
 	notifiers []Notifier
 	progress  func(Progress)
 	reread    time.Duration // periodic re-read of a shared storage; storageRereadInterval when 0
+	fileCheck time.Duration // periodic look at the files of a FileStorage; fileCheckInterval when 0
+	// noFileNotify turns off file-system notifications, leaving the
+	// periodic look (tests of that fallback).
+	noFileNotify bool
 }
 
 // Option configures a Provider.
@@ -267,14 +271,33 @@ func (p *Provider) all() []*Provider {
 //
 // An obtain is refused (ErrCoolingDown) within 15 seconds of a failure
 // recorded for that certificate, so a restart loop cannot hammer the CA.
+//
+// An obtain is also refused before the retry time of a failure recorded
+// for that certificate (1 hour after a first failure, doubling with each
+// further one, or longer when the CA's Retry-After asks), unless the
+// certificate's configuration changed since: a process restarted in a
+// loop sends no more orders than one that kept running. ObtainAll with
+// force, and ForceExpiryAll, are the explicit overrides.
 func (p *Provider) ObtainCertIfNotExistsAll() error {
-	ctx := context.Background()
+	return p.ObtainAll(context.Background(), false)
+}
+
+// ObtainAll is ObtainCertIfNotExistsAll under ctx, which bounds the wait
+// for a certificate's storage lock (held by another instance ordering it).
+// With force, the wait after recorded failures is ignored: what is
+// missing, expired or no longer matches the config is ordered now (as
+// `autocert obtain --force` does); certificates that fit are left alone.
+func (p *Provider) ObtainAll(ctx context.Context, force bool) error {
+	who := attemptStartup
+	if force {
+		who = attemptForced
+	}
 	all := p.all()
 	errs := make([]error, len(all))
 	var wg sync.WaitGroup
 	for i, q := range all {
 		wg.Go(func() {
-			if err := q.obtainIfNotExists(ctx); err != nil {
+			if err := q.obtainIfNotExists(ctx, who); err != nil {
 				errs[i] = fmt.Errorf("%s: %w", q.name, err)
 			}
 		})
@@ -304,7 +327,7 @@ func (p *Provider) LoadCertsAll() error {
 	return errors.Join(errs...)
 }
 
-func (p *Provider) obtainIfNotExists(ctx context.Context) error {
+func (p *Provider) obtainIfNotExists(ctx context.Context, who attempt) error {
 	p.serveMu.Lock()
 	sc, why, err := p.loadStoredPEM(ctx)
 	if sc.cert != nil {
@@ -312,6 +335,9 @@ func (p *Provider) obtainIfNotExists(ctx context.Context) error {
 	}
 	p.serveMu.Unlock()
 	if err == nil && why == "" {
+		if isACME(p.cfg.Provider) {
+			p.clearOutdatedFailure(ctx, sc)
+		}
 		return nil
 	}
 	switch p.cfg.Provider {
@@ -332,7 +358,7 @@ func (p *Provider) obtainIfNotExists(ctx context.Context) error {
 		p.logger.Warn().Err(err).Msg("stored certificate unusable, obtaining a new one")
 		why = err.Error()
 	}
-	return p.obtain(ctx, why, nil, false, attemptStartup)
+	return p.obtain(ctx, why, nil, false, who)
 }
 
 // storedCert is a certificate as read from storage: the parsed pair and
@@ -497,17 +523,26 @@ func (p *Provider) obtain(ctx context.Context, reason string, old *x509.Certific
 	if err == nil && why == "" && (old == nil || !sc.cert.Leaf.Equal(old)) {
 		events = p.adoptLocked(sc)
 		p.serveMu.Unlock()
+		p.clearOutdatedFailure(ctx, sc)
 		return nil
 	}
 	p.serveMu.Unlock()
 
 	rec, _ := p.loadFailure(ctx)
+	if rec.outdatedBy(sc, time.Time{}) {
+		// About a certificate older than the one stored: this attempt
+		// is the first since that one was obtained.
+		rec = failureRecord{}
+	}
 	if who != attemptForced {
 		if err := p.mayAttempt(rec, who); err != nil {
 			return err
 		}
 	}
-	rec = failureRecord{Time: p.clock.Now(), Attempts: max(rec.Attempts, p.failuresKnown()) + 1, Message: attemptUnfinished}
+	if rec.configChanged(p.cfg.fingerprint()) {
+		rec = failureRecord{} // the failures of another configuration
+	}
+	rec = p.attemptRecord(rec, sc)
 	// Written before the order, so that a crash in the middle still counts.
 	p.storeFailure(ctx, rec)
 
@@ -543,13 +578,7 @@ func (p *Provider) obtain(ctx context.Context, reason string, old *x509.Certific
 		}
 	}
 
-	now := p.clock.Now()
-	rec.Time, rec.Message = now, p.scrub(err.Error())
-	var remaining time.Duration
-	if cur := p.cert.Load(); cur != nil {
-		remaining = cur.Leaf.NotAfter.Sub(now)
-	}
-	rec.RetryAt = now.Add(retryDelay(rec.Attempts, remaining, retryAfterOf(err, now)))
+	rec = p.failed(rec, err)
 	p.storeFailure(ctx, rec)
 	err = fmt.Errorf("%w: %w", ErrObtain, err)
 	events = p.obtainFailed(rec, err)
@@ -572,15 +601,39 @@ func (p *Provider) mayAttempt(rec failureRecord, who attempt) error {
 	if rec.Time.IsZero() {
 		return nil
 	}
+	if rec.configChanged(p.cfg.fingerprint()) {
+		p.logger.Info().Time("failed_at", rec.Time).Time("retry_at", rec.RetryAt).
+			Msg("the configuration changed since the last failure; not waiting for its retry time")
+		return nil
+	}
 	now := p.clock.Now()
 	switch who {
 	case attemptStartup:
 		until := rec.Time.Add(startupCooldown)
-		if !now.Before(until) || (rec.unfinished() && rec.Attempts < 2) {
+		if rec.unfinished() {
+			if !now.Before(until) || rec.Attempts < 2 {
+				return nil
+			}
+			return fmt.Errorf("%w: %d attempts in a row did not finish (the last began at %s), as in a crash loop; not retrying before %s; a forced renewal retries now",
+				ErrCoolingDown, rec.Attempts, rec.Time.Format(time.RFC3339), until.Format(time.RFC3339))
+		}
+		// A start waits as long as a process that kept running would.
+		var notAfter time.Time
+		if c := p.cert.Load(); c != nil {
+			notAfter = c.Leaf.NotAfter
+		}
+		if r := rec.retryAt(notAfter); r.After(until) {
+			until = r
+		}
+		if !now.Before(until) {
 			return nil
 		}
-		return fmt.Errorf("%w: last attempt failed at %s; not retrying before %s",
-			ErrCoolingDown, rec.Time.Format(time.RFC3339), until.Format(time.RFC3339))
+		why := ""
+		if rec.Message != "" {
+			why = " (" + rec.Message + ")"
+		}
+		return fmt.Errorf("%w: last attempt failed at %s%s; not retrying before %s; a forced renewal (autocert obtain --force or renew --force, Provider.ForceExpiryAll) retries now",
+			ErrCoolingDown, rec.Time.Format(time.RFC3339), why, until.Format(time.RFC3339))
 	case attemptScheduled:
 		if rec.unfinished() || !now.Before(rec.RetryAt) {
 			return nil
@@ -650,6 +703,11 @@ func (p *Provider) legoClient() (*lego.Client, error) {
 	defer p.acct.mu.Unlock()
 
 	cfg := *p.legoCfg
+	// An extra on the main block's account shares its lego config, but
+	// its certificate is ordered with its own key type.
+	if kt, ok := legoKeyType(p.cfg.CertificateKeyType); ok {
+		cfg.Certificate.KeyType = kt
+	}
 	hc := *p.legoCfg.HTTPClient // lego wraps the client's transport: give it a copy
 	if p.progress != nil {
 		base := hc.Transport
@@ -663,6 +721,9 @@ func (p *Provider) legoClient() (*lego.Client, error) {
 	client, err := lego.NewClient(&cfg)
 	if err != nil {
 		return nil, fmt.Errorf("ACME directory %s: %w", cfg.CADirURL, err)
+	}
+	if err := p.checkDirectory(&cfg, client); err != nil {
+		return nil, err
 	}
 	if p.user.GetRegistration() == nil {
 		p.report(StepAccount, "", "looking up the ACME account at "+cfg.CADirURL, 0)

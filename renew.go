@@ -261,6 +261,14 @@ func (p *Provider) scheduler() *scheduler {
 // until a new one is stored. "local" certificates are reloaded when their
 // files change. Notifiers first receive an ExpirySummary.
 //
+// With the file layout (FileStorage), the certificates served follow
+// their files: a certificate another process stored there (a second
+// instance sharing the directory, `autocert renew --force`) is loaded and
+// served within a fraction of a second (file-system notifications), or
+// within five seconds where notifications do not come (a network file
+// system), and announced with a CertReloaded event; the files are not
+// written again.
+//
 // With a storage other than the file layout (one shared by several
 // instances), the certificates served follow the storage: when the
 // storage implements Watcher, a certificate another instance stores is
@@ -294,9 +302,7 @@ func (p *Provider) ScheduleRenewalAll(parent Parent) {
 		s.active++
 	}
 	shared := p.main.sharesStorage()
-	if shared {
-		s.aux++
-	}
+	s.aux++ // syncStorage or syncFiles
 	s.mu.Unlock()
 	if summary {
 		go func() {
@@ -306,6 +312,8 @@ func (p *Provider) ScheduleRenewalAll(parent Parent) {
 	}
 	if shared {
 		go s.syncStorage(ctx, p.main)
+	} else {
+		go s.syncFiles(ctx, p.main)
 	}
 	go s.run(ctx)
 }
@@ -507,12 +515,7 @@ func (s *scheduler) tick(ctx context.Context, p *Provider, force bool) {
 		f := p.rs.fail
 		s.mu.Unlock()
 		if f.Time.Before(now) {
-			var remaining time.Duration
-			if cur != nil {
-				remaining = cur.Leaf.NotAfter.Sub(now)
-			}
-			rec := failureRecord{Time: now, Attempts: f.Attempts + 1, Message: p.scrub(err.Error())}
-			rec.RetryAt = now.Add(retryDelay(rec.Attempts, remaining, 0))
+			rec := p.failed(failureRecord{Attempts: f.Attempts + 1, Config: p.cfg.fingerprint()}, err)
 			// Logged and notified like any failed attempt: a renewal
 			// that cannot even start must not fail in silence.
 			p.notifyAll(ctx, p.obtainFailed(rec, err))
@@ -532,6 +535,11 @@ func (s *scheduler) load(ctx context.Context, p *Provider) {
 		return
 	}
 	fail, fok := p.loadFailure(ctx)
+	if fok && isACME(p.cfg.Provider) && (fail.configChanged(p.cfg.fingerprint()) || fail.outdatedBy(storedCert{cert: p.cert.Load()}, time.Time{})) {
+		// Failures of another configuration, or older than the
+		// certificate served: the next attempt is the first.
+		fok = false
+	}
 	var ari ariRecord
 	aok := false
 	if isACME(p.cfg.Provider) {
@@ -675,14 +683,12 @@ func (p *Provider) renew(ctx context.Context, reason string, old *tls.Certificat
 func (p *Provider) renewPseudo(ctx context.Context, reason string) error {
 	prev := p.cert.Load()
 	if err := p.makePseudo(ctx); err != nil {
-		now := p.clock.Now()
 		rec, _ := p.loadFailure(ctx)
-		rec = failureRecord{Time: now, Attempts: rec.Attempts + 1, Message: p.scrub(err.Error())}
-		var remaining time.Duration
+		var stored storedCert
 		if prev != nil {
-			remaining = prev.Leaf.NotAfter.Sub(now)
+			stored.cert = prev
 		}
-		rec.RetryAt = now.Add(retryDelay(rec.Attempts, remaining, 0))
+		rec = p.failed(p.attemptRecord(rec, stored), err)
 		p.storeFailure(ctx, rec)
 		err = fmt.Errorf("%w: %w", ErrObtain, err)
 		p.notifyAll(ctx, p.obtainFailed(rec, err))

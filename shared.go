@@ -157,20 +157,8 @@ func writeFileIfChanged(path string, data []byte, private bool) error {
 // their own, so that a slow notifier does not hold back the next swap.
 func (s *scheduler) syncStorage(ctx context.Context, m *Provider) {
 	defer s.finishAux()
-	queue := make(chan []Event, 64)
-	var notifier sync.WaitGroup
-	notifier.Go(func() {
-		for events := range queue {
-			m.notifyAll(ctx, events)
-		}
-	})
-	defer notifier.Wait()
-	defer close(queue)
-	deliver := func(events []Event) {
-		if len(events) > 0 {
-			queue <- events
-		}
-	}
+	deliver, stop := m.eventQueue(ctx)
+	defer stop()
 
 	var watcher sync.WaitGroup
 	defer watcher.Wait()
@@ -188,6 +176,29 @@ func (s *scheduler) syncStorage(ctx context.Context, m *Provider) {
 			t.Reset(m.rereadEvery())
 		}
 	}
+}
+
+// eventQueue starts a goroutine that hands the events given to deliver to
+// the notifiers, in order, so that a slow notifier does not hold back the
+// caller. stop waits until every event given has been delivered.
+func (p *Provider) eventQueue(ctx context.Context) (deliver func([]Event), stop func()) {
+	queue := make(chan []Event, 64)
+	var notifier sync.WaitGroup
+	notifier.Go(func() {
+		for events := range queue {
+			p.notifyAll(ctx, events)
+		}
+	})
+	deliver = func(events []Event) {
+		if len(events) > 0 {
+			queue <- events
+		}
+	}
+	stop = func() {
+		close(queue)
+		notifier.Wait()
+	}
+	return deliver, stop
 }
 
 // rereadEvery is the interval of the periodic re-read.
@@ -256,6 +267,12 @@ func (p *Provider) reloadLogged(ctx context.Context, deliver func([]Event)) {
 	}
 	events, err := p.reloadEvents(ctx)
 	deliver(events)
+	p.logReloadError(ctx, err)
+}
+
+// logReloadError logs the failure err (nil when none) of a reload from
+// storage: the certificate served stays.
+func (p *Provider) logReloadError(ctx context.Context, err error) {
 	switch {
 	case err == nil || ctx.Err() != nil:
 	case p.cert.Load() == nil && errors.Is(err, ErrMissingCertificate):

@@ -14,8 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"sync"
 
 	"github.com/go-acme/lego/v4/registration"
@@ -139,13 +137,6 @@ func loadOrCreateAccountKey(ctx context.Context, st Storage, path string) (crypt
 
 	// Create it under the key's lock, so that two processes sharing the
 	// storage do not both create one.
-	if _, ok := st.(*FileStorage); ok {
-		// The lock file is created beside the key: make the directory
-		// private first, as Store would for the key.
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("creating ACME account key %s: %w", path, err)
-		}
-	}
 	unlock, err := st.Lock(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("creating ACME account key %s: %w", path, err)

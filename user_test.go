@@ -124,8 +124,10 @@ func TestUserAccountKeyCreated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if di.Mode().Perm() != 0o700 {
-		t.Errorf("new directory mode %v, want 0700", di.Mode().Perm())
+	// The directory usually holds the certificates too (certs/), which
+	// other users must be able to read; the key itself is 0600.
+	if di.Mode().Perm() != 0o755 {
+		t.Errorf("new directory mode %v, want 0755", di.Mode().Perm())
 	}
 	data, _ := os.ReadFile(path)
 	block, _ := pem.Decode(data)

@@ -154,8 +154,9 @@ func (t realTimer) Stop() bool                 { return t.t.Stop() }
 func (t realTimer) Reset(d time.Duration) bool { return t.t.Reset(d) }
 
 // TestFailureCooldownAtStartup: a failed order leaves a last-failure record;
-// a start within 15 s of it sends no order and says until when; later
-// starts order again and a success removes the record.
+// a start within 15 s of it, or before its retry time, sends no order and
+// says until when; a start after the retry time orders again and a
+// success removes the record.
 func TestFailureCooldownAtStartup(t *testing.T) {
 	ca := acmetest.New(t)
 	dir := t.TempDir()
@@ -186,10 +187,22 @@ func TestFailureCooldownAtStartup(t *testing.T) {
 		t.Fatalf("restart within 15 s sent an order")
 	}
 
+	// Past the 15 s rule, a start still waits for the retry time of the
+	// record (an hour after a first failure), as a process that kept
+	// running would.
 	clock.offset = 16 * time.Second
+	_, err = start(t, path, autocert.WithClock(clock))
+	if !errors.Is(err, autocert.ErrCoolingDown) || !strings.Contains(err.Error(), "bad day") {
+		t.Fatalf("restart after 16 s: %v, want ErrCoolingDown until the retry time, saying why", err)
+	}
+	if len(ca.Orders()) != orders {
+		t.Fatalf("restart inside the back-off sent an order")
+	}
+
+	clock.offset = time.Hour + time.Second
 	p, err := start(t, path, autocert.WithClock(clock))
 	if err != nil {
-		t.Fatalf("start after the cooldown: %v", err)
+		t.Fatalf("start after the retry time: %v", err)
 	}
 	served(t, p, ca.Roots(), "example.com")
 	if records, _ := filepath.Glob(filepath.Join(dir, "certs", ".last_failure-*")); len(records) != 0 {

@@ -20,8 +20,9 @@ import (
 // under the umasks 0, 022 and 077, in directories the library creates,
 // then looks at every file and directory: private keys (certificate and
 // account) 0600, certificates 0644, no file or directory writable by
-// others, no private file readable by them. A key file a user left
-// readable by all is 0600 again after the renewal.
+// others, no private file readable by them, last-failure records 0600,
+// directories 0755. A key file a user left readable by all is 0600 again
+// after the renewal.
 func TestFileModesUnderUmask(t *testing.T) {
 	for _, mask := range []int{0, 0o022, 0o077} {
 		t.Run(fmt.Sprintf("umask %03o", mask), func(t *testing.T) {
@@ -77,6 +78,12 @@ func TestFileModesUnderUmask(t *testing.T) {
 					if mode != m {
 						t.Errorf("%s: mode %v, want %v", rel, mode, m)
 					}
+				}
+				if strings.HasPrefix(filepath.Base(path), ".last_failure-") && mode != 0o600 {
+					t.Errorf("%s holds error text: mode %v, want 0600", rel, mode)
+				}
+				if d.IsDir() && path != root && mode != 0o755 {
+					t.Errorf("directory %s made by the library: mode %v, want 0755 (the certificates stay readable by other users)", rel, mode)
 				}
 				private := strings.HasSuffix(path, ".key") || strings.Contains(filepath.Base(path), "journal")
 				if private && mode&0o077 != 0 {
