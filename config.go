@@ -19,12 +19,12 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/autocert-dev/autocert/internal/redact"
 	"github.com/autocert-dev/autocert/internal/suggest"
 	"github.com/go-acme/lego/v4/certcrypto"
 	"github.com/go-acme/lego/v4/lego"
@@ -248,21 +248,29 @@ func (cfg *Config) validate() []*FieldError {
 	return v.problems
 }
 
-// storage checks the storage block: a known type, and a DSN for any type
-// but the file layout.
+// storage checks the storage block: a type whenever a DSN is given (a
+// DSN alone would silently mean the file storage), a known type, and a
+// DSN for any type but the file storage, which takes none.
 func (v *validator) storage(sc *StorageConfig) {
 	if sc == nil {
 		return
 	}
 	sc.Type = strings.ToLower(strings.TrimSpace(sc.Type))
 	if sc.Type == "" {
+		if sc.DSN != "" {
+			v.add("storage.type", nil, "required when storage.dsn is set: the type of the store it points to, such as postgres")
+			return
+		}
 		sc.Type = StorageTypeFile
 	}
 	if !slices.Contains(storageTypes(), sc.Type) {
 		v.add("storage.type", nil, "%s", unknownStorageType(sc.Type))
 		return
 	}
-	if sc.Type != StorageTypeFile && sc.DSN == "" {
+	switch {
+	case sc.Type == StorageTypeFile && sc.DSN != "":
+		v.add("storage.dsn", nil, "not used by storage type file, which keeps everything in the files of the configuration (remove it, or set the storage.type it is for)")
+	case sc.Type != StorageTypeFile && sc.DSN == "":
 		v.add("storage.dsn", nil, "required for storage type %s", sc.Type)
 	}
 }
@@ -473,22 +481,22 @@ func validateOptions(provider string, opts Options) error {
 }
 
 // scrubSecrets removes option values from a message, should a provider's
-// validator quote one despite its contract. Values shorter than four
-// bytes (a TTL, a flag) are left alone: they are no secret and replacing
-// them would garble the message.
+// validator quote one despite its contract, in the forms an API reflects
+// too (base64, HTTP Basic, hex, URL-escaped, JSON; see package
+// internal/redact). Values shorter than four bytes (a TTL, a flag) are
+// left alone: they are no secret and replacing them would garble the
+// message.
 func scrubSecrets(msg string, opts Options) string {
+	return redact.New(optionValues(opts)...).Scrub(msg)
+}
+
+// optionValues returns the values of opts.
+func optionValues(opts Options) []string {
 	vals := make([]string, 0, len(opts))
 	for _, val := range opts {
-		if len(val) >= 4 {
-			vals = append(vals, val.Value())
-		}
+		vals = append(vals, val.Value())
 	}
-	// Longest first, so that a secret containing another is hidden whole.
-	sort.Slice(vals, func(i, j int) bool { return len(vals[i]) > len(vals[j]) })
-	for _, val := range vals {
-		msg = strings.ReplaceAll(msg, val, redactedText)
-	}
-	return msg
+	return vals
 }
 
 // checkFiles checks that every certificate and key has a file of its own,

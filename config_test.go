@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -16,6 +17,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -23,6 +25,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/autocert-dev/autocert/internal/redact"
 	"github.com/go-acme/lego/v4/certcrypto"
 	"github.com/go-acme/lego/v4/challenge"
 	"github.com/go-acme/lego/v4/lego"
@@ -1165,5 +1168,105 @@ func TestGetLegoConfigWithStorage(t *testing.T) {
 	}
 	if user.Key == nil {
 		t.Error("no key")
+	}
+}
+
+// TestConfigValidateStorageBlock: a storage block that says nothing of its
+// type but gives a DSN is refused (it would silently mean file storage),
+// as is a DSN for the file storage, which takes none; no message shows
+// the DSN.
+func TestConfigValidateStorageBlock(t *testing.T) {
+	const dsn = "postgres://autocert:storage-pw-9f2e@db.internal/certs"
+	tests := []struct {
+		name string
+		sc   *StorageConfig
+		want []string
+	}{
+		{"no block", nil, nil},
+		{"empty block", &StorageConfig{}, nil},
+		{"file", &StorageConfig{Type: "file"}, nil},
+		{"File, spaced", &StorageConfig{Type: " File "}, nil},
+		{"DSN without type", &StorageConfig{DSN: dsn}, []string{"storage.type: required when storage.dsn is set"}},
+		{"DSN with a blank type", &StorageConfig{Type: "  ", DSN: dsn}, []string{"storage.type: required when storage.dsn is set"}},
+		{"DSN for file storage", &StorageConfig{Type: "file", DSN: dsn}, []string{"storage.dsn: not used by storage type file"}},
+		{"unknown type", &StorageConfig{Type: "postgress", DSN: dsn}, []string{`storage.type: unknown storage type "postgress"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := cfgACMEConfig()
+			cfg.Storage = tt.sc
+			err := cfg.Validate()
+			cfgCheckProblems(t, err, tt.want...)
+			if err != nil && (strings.Contains(err.Error(), "storage-pw-9f2e") || strings.Contains(err.Error(), "db.internal")) {
+				t.Errorf("the error shows the DSN: %v", err)
+			}
+		})
+	}
+	// From a file: the problem has the line of the storage block.
+	doc := "provider: cfgtest-dns\nemail: a@example.com\ndomains: [a.example.com]\noptions: {api_token: tok-0123456789}\nstorage:\n  dsn: " + dsn + "\n"
+	_, err := ParseConfig([]byte(doc))
+	if err == nil || !strings.Contains(err.Error(), "line 5: storage.type: required when storage.dsn is set") {
+		t.Errorf("ParseConfig: %v", err)
+	}
+}
+
+// cfgTestReflecting is a DNS provider whose options validator quotes the
+// api_token option in the forms a remote API reflects a credential: HTTP
+// Basic, base64, hex, URL-escaped, JSON.
+const cfgTestReflecting = "cfgtest-reflecting"
+
+func init() {
+	RegisterProvider(cfgTestReflecting, cfgReflectingFactory{})
+}
+
+type cfgReflectingFactory struct{}
+
+func (cfgReflectingFactory) NewDNSProvider(Options) (challenge.Provider, error) {
+	return nil, errors.New("test provider: not for use")
+}
+
+func (cfgReflectingFactory) ValidateOptions(opts Options) error {
+	return errors.New(cfgReflections(opts["api_token"].Value()))
+}
+
+// cfgReflections returns sec in the forms an API reflects it.
+func cfgReflections(sec string) string {
+	j, _ := json.Marshal(sec)
+	forms := []string{
+		"Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("apiuser:"+sec)),
+		"as base64url " + base64.RawURLEncoding.EncodeToString([]byte(sec)),
+		"hex " + hex.EncodeToString([]byte(sec)),
+		"query ?token=" + url.QueryEscape(sec),
+		"json " + string(j),
+	}
+	return "API says 401: " + strings.Join(forms, "; ")
+}
+
+// TestConfigValidateScrubsReflectedSecrets: an options validator that
+// quotes a credential in one of the forms an API reflects (base64 of an
+// HTTP Basic credential, hex, URL-escaped, JSON) has every form scrubbed.
+func TestConfigValidateScrubsReflectedSecrets(t *testing.T) {
+	const sec = `tok+/s3cr3t "reflected"&`
+	if redact.Text != redactedText {
+		t.Fatalf("redact.Text %q differs from redactedText %q", redact.Text, redactedText)
+	}
+	cfg := cfgACMEConfig()
+	cfg.Provider, cfg.Options = cfgTestReflecting, Options{"api_token": sec}
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	raw := cfgReflections(sec)
+	for _, form := range strings.Split(strings.TrimPrefix(raw, "API says 401: "), "; ") {
+		_, value, _ := strings.Cut(form, " ")
+		value = strings.TrimPrefix(value, "Basic ")
+		value = strings.TrimPrefix(value, "?token=")
+		if strings.Contains(msg, value) {
+			t.Errorf("the error shows %q: %s", form, msg)
+		}
+	}
+	if got := strings.Count(msg, redactedText); got != 5 {
+		t.Errorf("%d forms redacted, want 5: %s", got, msg)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/autocert-dev/autocert/internal/redact"
 )
 
 // Notifier receives the events of a Provider: certificates obtained and
@@ -280,14 +282,15 @@ func (p *Provider) notify(ctx context.Context, e Event) {
 	}
 }
 
-// scrub removes the values of the provider's secrets (DNS provider
-// options, EAB HMAC key) from a message.
+// scrub removes the provider's secrets (DNS provider options, EAB HMAC
+// key, storage DSN and its password) from a message, in the forms an API
+// reflects them too (see package internal/redact).
 func (p *Provider) scrub(msg string) string {
-	msg = scrubSecrets(msg, p.cfg.Options)
-	if h := p.cfg.EABHmac.Value(); len(h) >= 4 {
-		msg = strings.ReplaceAll(msg, h, redactedText)
+	secrets := append(optionValues(p.cfg.Options), p.cfg.EABHmac.Value())
+	if p.cfg.Storage != nil {
+		secrets = append(secrets, redact.DSNSecrets(p.cfg.Storage.DSN.Value())...)
 	}
-	return msg
+	return redact.New(secrets...).Scrub(msg)
 }
 
 // scrubbedError is an error whose message has secrets removed; it unwraps

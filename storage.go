@@ -3,11 +3,11 @@ package autocert
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/autocert-dev/autocert/internal/redact"
 	"github.com/autocert-dev/autocert/internal/suggest"
 )
 
@@ -199,26 +199,6 @@ func unknownStorageType(typ string) string {
 }
 
 // scrubDSN removes a DSN from msg, and the password it holds (in its
-// URL-escaped forms too): a storage package's error may quote either.
-func scrubDSN(msg, dsn string) string {
-	if dsn == "" {
-		return msg
-	}
-	secrets := []string{dsn}
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok {
-			secrets = append(secrets, pw, url.QueryEscape(pw), url.PathEscape(pw))
-		}
-	}
-	for _, field := range strings.Fields(dsn) {
-		if k, v, ok := strings.Cut(field, "="); ok && strings.EqualFold(k, "password") {
-			secrets = append(secrets, strings.Trim(v, `'"`))
-		}
-	}
-	for _, sec := range secrets {
-		if len(sec) >= 4 {
-			msg = strings.ReplaceAll(msg, sec, redactedText)
-		}
-	}
-	return msg
-}
+// escaped and encoded forms too): a storage package's error may quote
+// either.
+func scrubDSN(msg, dsn string) string { return redact.New(redact.DSNSecrets(dsn)...).Scrub(msg) }

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,7 +33,9 @@ import (
 )
 
 // secretSet is every secret of a test with the forms in which it must not
-// show: as it is, and hex or base64 encoded.
+// show: as it is, hex or base64 encoded, URL-escaped, JSON-escaped, and
+// inside the base64 of an HTTP Basic credential (at each of the three
+// offsets base64 distinguishes).
 type secretSet struct {
 	names map[string]string // form -> which secret, for messages
 }
@@ -48,6 +51,23 @@ func (s *secretSet) add(name, value string) {
 	s.names[hex.EncodeToString([]byte(value))] = name + " (hex)"
 	s.names[base64.StdEncoding.EncodeToString([]byte(value))] = name + " (base64)"
 	s.names[base64.RawURLEncoding.EncodeToString([]byte(value))] = name + " (base64url)"
+	s.names[url.QueryEscape(value)] = name + " (URL-escaped)"
+	s.names[url.PathEscape(value)] = name + " (path-escaped)"
+	j, _ := json.Marshal(value)
+	s.names[strings.Trim(string(j), `"`)] = name + " (JSON)"
+	for _, user := range basicUsers {
+		s.names[basicAuth(user, value)] = name + " (HTTP Basic of " + user + ")"
+	}
+}
+
+// basicUsers are user names of one, two and three bytes: with the colon,
+// they put a password at each offset modulo 3 in the base64 of an HTTP
+// Basic credential.
+var basicUsers = []string{"u", "us", "use"}
+
+// basicAuth returns the base64 of an HTTP Basic credential.
+func basicAuth(user, password string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
 }
 
 // addKey adds a private key: its DER (base64, as in a PEM file) and its
@@ -216,10 +236,13 @@ func TestSecretsNeverShown(t *testing.T) {
 	}
 	force()
 	// The DNS provider now fails, quoting its credentials (as some vendor
-	// libraries do): the secret must be scrubbed everywhere.
+	// libraries do) as they are and in the forms an API reflects them: the
+	// secret must be scrubbed everywhere.
+	token := cfg.Options[acmetest.OptionAPIToken].Value()
 	dns.set(func(f *dnsFaults) {
-		f.presentErr = fmt.Errorf("vendor API rejected token %s at %s",
-			cfg.Options[acmetest.OptionAPIToken].Value(), cfg.Options[acmetest.OptionAPIURL].Value())
+		f.presentErr = fmt.Errorf("vendor API rejected token %s at %s; hex %s; query ?token=%s; body {\"token\":%q}; Authorization: Basic %s, Basic %s, Basic %s",
+			token, cfg.Options[acmetest.OptionAPIURL].Value(), hex.EncodeToString([]byte(token)), url.QueryEscape(token), token,
+			basicAuth("u", token), basicAuth("us", token), basicAuth("use", token))
 	})
 	force()
 	status := p.RenewalStatus()

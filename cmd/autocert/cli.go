@@ -30,7 +30,8 @@ Usage:
 Commands:
   run                 obtain what is missing, then keep renewing until SIGINT/SIGTERM;
                       run the deploy hook after each new certificate; serve the HTTP API
-  obtain              obtain the certificates that are missing, expired or no longer match
+  obtain [--force]    obtain the certificates that are missing, expired or no longer match;
+                      --force: also while waiting after a recorded failure
   renew [--force]     renew the certificates that are due; --force: all of them, now
   status [--json]     show the certificates and their renewal state, from the files alone
   providers [NAME]    list the DNS provider names; with a name, its option keys
@@ -51,12 +52,15 @@ type app struct {
 	configPath     string
 	logLevel       string
 	logFormat      string
+	// secrets scrubs the secrets of the config, once loaded, from the
+	// log and the errors printed.
+	secrets *secretScrubber
 }
 
 // Main runs the command with args (without the program name) and returns
 // its exit status.
 func Main(args []string, stdout, stderr io.Writer) int {
-	a := &app{stdout: stdout, stderr: stderr}
+	a := &app{stdout: stdout, stderr: stderr, secrets: &secretScrubber{}}
 	fs := a.flagSet("autocert")
 	fs.Usage = func() { fmt.Fprint(stderr, usageText) }
 	if err := fs.Parse(args); err != nil {
@@ -132,7 +136,7 @@ func (a *app) parseCommand(fs *flag.FlagSet, args []string, usage string, maxArg
 
 // fail prints an error of the command and returns status.
 func (a *app) fail(status int, format string, args ...any) int {
-	msg := fmt.Sprintf(format, args...)
+	msg := a.secrets.Scrub(fmt.Sprintf(format, args...))
 	fmt.Fprintln(a.stderr, "autocert: "+indentLines(msg))
 	return status
 }

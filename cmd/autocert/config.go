@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/autocert-dev/autocert"
+	"github.com/autocert-dev/autocert/internal/redact"
 	"github.com/autocert-dev/autocert/notify/webhook"
 	"go.yaml.in/yaml/v3"
 )
@@ -65,8 +66,11 @@ const defaultDeployTimeout = 5 * time.Minute
 
 // loadConfig reads the config file: the autocert block through the
 // library, the command section here. Every problem is reported, each
-// naming the file, line and key.
-func loadConfig(path string) (*autocert.Config, *commandConfig, error) {
+// naming the file, line and key. With withoutSecrets (for a command that
+// contacts nothing and reads no secret, such as status), a variable that
+// only secrets use (see optionalVariables) may be unset: the reference is
+// then left as it is.
+func loadConfig(path string, withoutSecrets bool) (*autocert.Config, *commandConfig, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -74,17 +78,210 @@ func loadConfig(path string) (*autocert.Config, *commandConfig, error) {
 		}
 		return nil, nil, fmt.Errorf("%w: %w", autocert.ErrInvalidConfig, err)
 	}
-	cc, cerr := parseCommandSection(data, path)
-	cfg, err := autocert.LoadConfig(path)
+	env := &environment{}
+	if withoutSecrets {
+		env.optional = optionalVariables(data)
+	}
+	cc, cerr := parseCommandSection(data, path, env)
+	cfg, err := autocert.LoadConfigLookup(path, env.lookup)
 	if err = errors.Join(err, cerr); err != nil {
 		return nil, nil, err
 	}
 	return cfg, cc, nil
 }
 
+// environment looks up the variables of ${VAR} references.
+type environment struct {
+	// optional are the variables that may be unset: a reference to one
+	// that is unset is left as it is.
+	optional map[string]bool
+}
+
+// lookup returns the value of the variable name, like os.LookupEnv; for
+// an optional variable that is unset, the reference itself.
+func (e *environment) lookup(name string) (string, bool) {
+	if v, ok := os.LookupEnv(name); ok {
+		return v, true
+	}
+	if e != nil && e.optional[name] {
+		return "${" + name + "}", true
+	}
+	return "", false
+}
+
+// unexpanded reports whether raw holds a reference that lookup leaves
+// as it is.
+func (e *environment) unexpanded(raw string) bool {
+	for _, r := range references(raw) {
+		if _, set := os.LookupEnv(r.name); !set && e != nil && e.optional[r.name] {
+			return true
+		}
+	}
+	return false
+}
+
+// reference is a ${VAR} reference of a value.
+type reference struct {
+	name       string
+	hasDefault bool // ${VAR:-default} or ${VAR-default}
+}
+
+// references returns the ${VAR} references of s ("$${" is a literal).
+func references(s string) []reference {
+	var refs []reference
+	for i := 0; i+1 < len(s); i++ {
+		if s[i] != '$' {
+			continue
+		}
+		if strings.HasPrefix(s[i:], "$${") {
+			i += 2
+			continue
+		}
+		if s[i+1] != '{' {
+			continue
+		}
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			break
+		}
+		expr := s[i+2 : i+end]
+		n := 0
+		for n < len(expr) && (expr[n] == '_' || expr[n] >= 'A' && expr[n] <= 'Z' || expr[n] >= 'a' && expr[n] <= 'z' || n > 0 && expr[n] >= '0' && expr[n] <= '9') {
+			n++
+		}
+		if n > 0 {
+			refs = append(refs, reference{name: expr[:n], hasDefault: n < len(expr)})
+		}
+		i += end
+	}
+	return refs
+}
+
+// optionalVariables returns the variables of a config file that a
+// command contacting no one (status) may leave unset: those referred to,
+// without a default, only by the secrets such a command does not use:
+// the options (DNS provider credentials) of the main block and of the
+// extras, command.api.token and the URLs of command.webhooks. A variable
+// that another key refers to as well is not optional; nor are those of
+// eab_hmac (which must decode as base64url) and of the storage DSN
+// (status reads the storage).
+func optionalVariables(data []byte) map[string]bool {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(bytes.ReplaceAll(data, []byte("\t"), []byte(" ")), &doc); err != nil || len(doc.Content) == 0 {
+		return nil
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil
+	}
+	secret, needed := map[string]bool{}, map[string]bool{}
+	seen := map[*yaml.Node]int{}
+	// walk records the references under n; secretPath tells whether the
+	// key path (without indexes) is a secret one.
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		if n == nil {
+			return
+		}
+		isSecret := secretPath(path)
+		mark := 1
+		if isSecret {
+			mark = 2
+		}
+		if seen[n]&mark != 0 {
+			return
+		}
+		seen[n] |= mark
+		switch n.Kind {
+		case yaml.AliasNode:
+			walk(n.Alias, path)
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				walk(n.Content[i+1], joinKey(path, n.Content[i].Value))
+			}
+		case yaml.SequenceNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.ScalarNode:
+			for _, r := range references(n.Value) {
+				if isSecret && !r.hasDefault {
+					secret[r.name] = true
+				} else {
+					needed[r.name] = true
+				}
+			}
+		}
+	}
+	var block *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		switch k, v := root.Content[i].Value, root.Content[i+1]; k {
+		case "autocert":
+			block = v
+		case "command":
+			walk(v, "command")
+		}
+	}
+	if block == nil {
+		block = root
+	}
+	walk(block, "")
+	for name := range needed {
+		delete(secret, name)
+	}
+	return secret
+}
+
+// joinKey appends key to a key path.
+func joinKey(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// secretPath reports whether a key path (the extras' index left out) is
+// one whose values optionalVariables may leave unexpanded.
+func secretPath(path string) bool {
+	return path == "options" || strings.HasPrefix(path, "options.") ||
+		path == "extra.options" || strings.HasPrefix(path, "extra.options.") ||
+		path == "command.api.token" || path == "command.webhooks.url"
+}
+
+// configSecrets returns every secret of the config, to scrub from what
+// the command prints: the DNS provider options and the EAB key of the
+// main block and of each extra, the storage DSN and its password, the API
+// token, and the webhook URLs and the tokens they hold.
+func configSecrets(cfg *autocert.Config, cc *commandConfig) []string {
+	var out []string
+	blocks := []*autocert.Config{cfg}
+	for i := range cfg.Extra {
+		blocks = append(blocks, (*autocert.Config)(&cfg.Extra[i]))
+	}
+	for _, b := range blocks {
+		for _, v := range b.Options {
+			out = append(out, v.Value())
+		}
+		out = append(out, b.EABHmac.Value())
+		if b.Storage != nil {
+			out = append(out, redact.DSNSecrets(b.Storage.DSN.Value())...)
+		}
+	}
+	if cc != nil {
+		if cc.API != nil {
+			out = append(out, cc.API.Token)
+		}
+		for _, w := range cc.Webhooks {
+			out = append(out, redact.URLSecrets(w.URL)...)
+		}
+	}
+	return out
+}
+
 // sectionParser collects the problems of the command section.
 type sectionParser struct {
 	file     string
+	env      *environment
 	problems []error
 }
 
@@ -99,7 +296,7 @@ func (s *sectionParser) add(n *yaml.Node, path, format string, args ...any) {
 // parseCommandSection reads the "command" section of a config file; a
 // file without one gives the zero commandConfig. A document that does not
 // parse is left to autocert.LoadConfig, which explains why.
-func parseCommandSection(data []byte, file string) (*commandConfig, error) {
+func parseCommandSection(data []byte, file string, env *environment) (*commandConfig, error) {
 	cc := &commandConfig{DeployTimeout: defaultDeployTimeout}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(bytes.ReplaceAll(data, []byte("\t"), []byte(" ")), &doc); err != nil || len(doc.Content) == 0 {
@@ -122,7 +319,7 @@ func parseCommandSection(data []byte, file string) (*commandConfig, error) {
 	if section == nil {
 		return cc, nil
 	}
-	s := &sectionParser{file: file}
+	s := &sectionParser{file: file, env: env}
 	if !hasBlock {
 		s.add(key, "command", `the command section needs the autocert keys under "autocert:" (without it, every top-level key is read as an autocert key)`)
 		return nil, errors.Join(s.problems...)
@@ -210,6 +407,12 @@ func (s *sectionParser) section(n *yaml.Node, cc *commandConfig) {
 				s.mapping(item, ipath, map[string]func(k, v *yaml.Node, path string){
 					"url": func(_, v *yaml.Node, path string) {
 						if u, ok := s.str(v, path); ok {
+							if s.env.unexpanded(v.Value) {
+								// Left unexpanded for a command that
+								// sends nothing.
+								wh.URL = u
+								return
+							}
 							if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 								// The URL may hold a token: not printed.
 								s.add(v, path, "expected an http or https URL")
@@ -270,7 +473,7 @@ func (s *sectionParser) str(n *yaml.Node, path string) (string, bool) {
 		s.add(n, path, "expected a string")
 		return "", false
 	}
-	v, err := expandEnv(n.Value)
+	v, err := expandEnvLookup(n.Value, s.env.lookup)
 	if err != nil {
 		s.add(n, path, "%v", err)
 		return "", false
@@ -310,7 +513,10 @@ func sortedKeys[V any](m map[string]V) []string {
 // ${VAR-default} (VAR unset) with values from the environment, as the
 // autocert block does; "$${" stands for a literal "${". A variable that is
 // unset without a default is an error naming it.
-func expandEnv(s string) (string, error) {
+func expandEnv(s string) (string, error) { return expandEnvLookup(s, os.LookupEnv) }
+
+// expandEnvLookup is expandEnv with the variables looked up by lookup.
+func expandEnvLookup(s string, lookup func(string) (string, bool)) (string, error) {
 	var b strings.Builder
 	for {
 		i := strings.Index(s, "${")
@@ -336,7 +542,7 @@ func expandEnv(s string) (string, error) {
 		} else if j := strings.IndexByte(expr, '-'); j >= 0 {
 			name, def, hasDef = expr[:j], expr[j+1:], true
 		}
-		val, set := os.LookupEnv(name)
+		val, set := lookup(name)
 		switch {
 		case set && (val != "" || !emptyToo):
 			b.WriteString(val)

@@ -6,9 +6,11 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/autocert-dev/autocert"
+	"github.com/autocert-dev/autocert/internal/redact"
 	legolog "github.com/go-acme/lego/v4/log"
 	"github.com/rs/zerolog"
 	"golang.org/x/term"
@@ -227,8 +229,9 @@ func (d *display) Close() {
 }
 
 // newLogger builds the logger of the command from --log-level and
-// --log-format, writing to w (the display), and sends lego's log to it at
-// debug level.
+// --log-format, writing to w (the display), and sends lego's log to it
+// (see legoLogger), scrubbed of the secrets of the config once it is
+// loaded (a.secrets).
 func (a *app) newLogger(w io.Writer, defaultLevel zerolog.Level) (zerolog.Logger, error) {
 	level := defaultLevel
 	if a.logLevel != "" {
@@ -248,21 +251,48 @@ func (a *app) newLogger(w io.Writer, defaultLevel zerolog.Level) (zerolog.Logger
 		return zerolog.Logger{}, fmt.Errorf("-log-format: unknown format %q (use console or json)", a.logFormat)
 	}
 	logger = logger.Level(level).With().Timestamp().Logger()
-	legolog.Logger = legoLogger{logger.With().Str("component", "lego").Logger()}
+	legolog.Logger = legoLogger{l: logger.With().Str("component", "lego").Logger(), secrets: a.secrets}
 	return logger, nil
 }
 
-// legoLogger passes lego's log lines to zerolog at debug level.
-type legoLogger struct{ l zerolog.Logger }
+// secretScrubber scrubs the secrets of the config from text. It is made
+// before the config is loaded (the logger needs it from the start) and
+// filled once the config is read; until then it scrubs nothing, there
+// being no secret yet to scrub. The nil *secretScrubber scrubs nothing.
+type secretScrubber struct {
+	s atomic.Pointer[redact.Scrubber]
+}
 
-// Print logs at debug level.
-func (g legoLogger) Print(args ...any) { g.debug(fmt.Sprint(args...)) }
+// set makes s scrub secrets from now on.
+func (s *secretScrubber) set(secrets []string) { s.s.Store(redact.New(secrets...)) }
 
-// Println logs at debug level.
-func (g legoLogger) Println(args ...any) { g.debug(fmt.Sprintln(args...)) }
+// Scrub returns text without the secrets.
+func (s *secretScrubber) Scrub(text string) string {
+	if s == nil {
+		return text
+	}
+	return s.s.Load().Scrub(text)
+}
 
-// Printf logs at debug level.
-func (g legoLogger) Printf(format string, args ...any) { g.debug(fmt.Sprintf(format, args...)) }
+// legoLogger passes lego's log lines to zerolog, scrubbed of the
+// config's secrets: a DNS provider's error may quote a credential, and
+// lego logs the failure of a clean-up. Lines lego marks "[WARN]" (such as
+// that failure, which leaves a TXT record behind) are logged at warn
+// level, the others (lego's "[INFO]" lines, a DNS provider's own output)
+// at debug level, without the marker.
+type legoLogger struct {
+	l       zerolog.Logger
+	secrets *secretScrubber
+}
+
+// Print logs a line.
+func (g legoLogger) Print(args ...any) { g.log(fmt.Sprint(args...)) }
+
+// Println logs a line.
+func (g legoLogger) Println(args ...any) { g.log(fmt.Sprintln(args...)) }
+
+// Printf logs a line.
+func (g legoLogger) Printf(format string, args ...any) { g.log(fmt.Sprintf(format, args...)) }
 
 // Fatal logs at error level and exits.
 func (g legoLogger) Fatal(args ...any) { g.fatal(fmt.Sprint(args...)) }
@@ -273,11 +303,28 @@ func (g legoLogger) Fatalln(args ...any) { g.fatal(fmt.Sprintln(args...)) }
 // Fatalf logs at error level and exits.
 func (g legoLogger) Fatalf(format string, args ...any) { g.fatal(fmt.Sprintf(format, args...)) }
 
-func (g legoLogger) debug(msg string) { g.l.Debug().Msg(strings.TrimSpace(msg)) }
+// Markers lego puts before its lines (lego/log.Warnf and Infof).
+const (
+	legoWarn = "[WARN] "
+	legoInfo = "[INFO] "
+)
+
+func (g legoLogger) log(msg string) {
+	msg = strings.TrimSpace(msg)
+	level := zerolog.DebugLevel
+	if rest, ok := strings.CutPrefix(msg, legoWarn); ok {
+		level, msg = zerolog.WarnLevel, rest
+	} else if rest, ok := strings.CutPrefix(msg, legoInfo); ok {
+		msg = rest
+	}
+	if e := g.l.WithLevel(level); e != nil {
+		e.Msg(g.secrets.Scrub(msg))
+	}
+}
 
 // fatal keeps the contract of log.Fatal, which lego's command-line tool
 // relies on: log, then exit.
 func (g legoLogger) fatal(msg string) {
-	g.l.Error().Msg(strings.TrimSpace(msg))
+	g.l.Error().Msg(g.secrets.Scrub(strings.TrimSpace(msg)))
 	os.Exit(exitFailed)
 }

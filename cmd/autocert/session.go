@@ -42,18 +42,25 @@ func (a *app) open(mode sessionMode) (*session, int) {
 	if err != nil {
 		return nil, a.fail(exitUsage, "%v", err)
 	}
-	cfg, cc, err := loadConfig(a.configPath)
+	// status needs no secret: the variables only secrets use may be
+	// unset.
+	cfg, cc, err := loadConfig(a.configPath, mode == modeStatus)
 	if err != nil {
 		return nil, a.configError(err)
 	}
+	// From now on, lego's log and the errors printed are scrubbed of the
+	// config's secrets.
+	a.secrets.set(configSecrets(cfg, cc))
 	s := &session{cfg: cfg, cc: cc, logger: logger, display: d, outcomes: &outcomes{}}
 	var hooks []autocert.Notifier
-	for _, w := range cc.Webhooks {
-		n, err := webhook.New(w.URL, webhook.WithFormat(w.Format))
-		if err != nil {
-			return nil, a.fail(exitUsage, "command.webhooks: %v", err)
+	if mode != modeStatus { // status notifies no one
+		for _, w := range cc.Webhooks {
+			n, err := webhook.New(w.URL, webhook.WithFormat(w.Format))
+			if err != nil {
+				return nil, a.fail(exitUsage, "command.webhooks: %v", err)
+			}
+			hooks = append(hooks, n)
 		}
-		hooks = append(hooks, n)
 	}
 
 	var user *autocert.User
