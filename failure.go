@@ -221,6 +221,9 @@ func (p *Provider) failuresKnown() int {
 	s := p.scheduler()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if p.rs.fail.configChanged(p.fp) {
+		return 0 // failures of another configuration
+	}
 	return p.rs.fail.Attempts
 }
 
@@ -322,7 +325,7 @@ func (p *Provider) attemptRecord(prev failureRecord, stored storedCert) failureR
 		Attempts: max(prev.Attempts, p.failuresKnown()) + 1,
 		Message:  attemptUnfinished,
 		Serial:   serial,
-		Config:   p.cfg.fingerprint(),
+		Config:   p.fp,
 	}
 }
 

@@ -48,6 +48,7 @@ type Provider struct {
 	logger     zerolog.Logger // settings.logger with this provider's name
 	failureKey string
 	ariKey     string // storage key of the persisted renewal information
+	fp         string // cfg.fingerprint(), kept in failure records
 
 	main           *Provider   // the main provider; itself for main
 	extraProviders []*Provider // main only
@@ -226,6 +227,7 @@ func newProvider(name string, cfg *Config, user *User, legoCfg *lego.Config, acc
 		logger:     s.logger.With().Str("provider", name).Logger(),
 		failureKey: failureKey(cfg.CertPath, cfg.KeyPath),
 		ariKey:     ariKey(cfg.CertPath, cfg.KeyPath),
+		fp:         cfg.fingerprint(),
 	}
 	if !isACME(cfg.Provider) {
 		return p, nil
@@ -539,7 +541,7 @@ func (p *Provider) obtain(ctx context.Context, reason string, old *x509.Certific
 			return err
 		}
 	}
-	if rec.configChanged(p.cfg.fingerprint()) {
+	if rec.configChanged(p.fp) {
 		rec = failureRecord{} // the failures of another configuration
 	}
 	rec = p.attemptRecord(rec, sc)
@@ -601,7 +603,7 @@ func (p *Provider) mayAttempt(rec failureRecord, who attempt) error {
 	if rec.Time.IsZero() {
 		return nil
 	}
-	if rec.configChanged(p.cfg.fingerprint()) {
+	if rec.configChanged(p.fp) {
 		p.logger.Info().Time("failed_at", rec.Time).Time("retry_at", rec.RetryAt).
 			Msg("the configuration changed since the last failure; not waiting for its retry time")
 		return nil

@@ -515,7 +515,7 @@ func (s *scheduler) tick(ctx context.Context, p *Provider, force bool) {
 		f := p.rs.fail
 		s.mu.Unlock()
 		if f.Time.Before(now) {
-			rec := p.failed(failureRecord{Attempts: f.Attempts + 1, Config: p.cfg.fingerprint()}, err)
+			rec := p.failed(failureRecord{Attempts: f.Attempts + 1, Config: p.fp}, err)
 			// Logged and notified like any failed attempt: a renewal
 			// that cannot even start must not fail in silence.
 			p.notifyAll(ctx, p.obtainFailed(rec, err))
@@ -535,9 +535,10 @@ func (s *scheduler) load(ctx context.Context, p *Provider) {
 		return
 	}
 	fail, fok := p.loadFailure(ctx)
-	if fok && isACME(p.cfg.Provider) && (fail.configChanged(p.cfg.fingerprint()) || fail.outdatedBy(storedCert{cert: p.cert.Load()}, time.Time{})) {
-		// Failures of another configuration, or older than the
-		// certificate served: the next attempt is the first.
+	if fok && isACME(p.cfg.Provider) && fail.outdatedBy(storedCert{cert: p.cert.Load()}, time.Time{}) {
+		// Older than the certificate served: the next attempt is the
+		// first. (A record of another configuration is kept, to be
+		// shown, but not waited for: see dueLocked.)
 		fok = false
 	}
 	var ari ariRecord
@@ -595,7 +596,11 @@ func (p *Provider) dueLocked(now time.Time) due {
 			mismatch = p.mismatch(leaf, c.PrivateKey)
 		}
 	}
-	d := renewalDue(now, leaf, mismatch, p.rs.ari, p.rs.fail)
+	fail := p.rs.fail
+	if fail.configChanged(p.fp) {
+		fail = failureRecord{} // the user changed the config since: no waiting
+	}
+	d := renewalDue(now, leaf, mismatch, p.rs.ari, fail)
 	p.rs.due = d
 	return d
 }

@@ -108,17 +108,21 @@ func (w zerologWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// obtain obtains what is missing, expired or no longer matches.
+// obtain obtains what is missing, expired or no longer matches; with
+// --force also while a recorded failure asks to wait.
 func (a *app) obtain(args []string) int {
 	fs := a.flagSet("obtain")
-	if code, ok := a.parseCommand(fs, args, "obtain [flags]", 0); !ok {
+	force := fs.Bool("force", false, "order now what is missing or no longer matches, even while waiting after a failure")
+	if code, ok := a.parseCommand(fs, args, "obtain [--force] [flags]", 0); !ok {
 		return code
 	}
 	s, status := a.open(modeOneShot)
 	if s == nil {
 		return status
 	}
-	err := s.provider.ObtainCertIfNotExistsAll()
+	ctx, stop := signalContext()
+	defer stop()
+	err := s.provider.ObtainAll(ctx, *force)
 	s.close()
 	a.printOutcomes(s)
 	if err != nil {

@@ -11,6 +11,7 @@
 //	run        obtain what is missing, then keep renewing until SIGINT or SIGTERM;
 //	           run the deploy hook after each new certificate; serve the HTTP API
 //	obtain     obtain the certificates that are missing, expired or no longer match
+//	           (--force: also while waiting after a recorded failure)
 //	renew      renew the certificates that are due; --force: all of them, now
 //	status     show the certificates and their renewal state, from the files alone
 //	           (--json for the JSON of the API)
