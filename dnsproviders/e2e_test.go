@@ -209,8 +209,9 @@ func servedLeaf(t *testing.T, p *autocert.Provider, roots *x509.CertPool, name s
 	return leaf
 }
 
-// namedServer is a BIND process started by startNamed.
-type namedServer struct {
+// dnsServer is an authoritative DNS server process started by a test
+// (startNamed, startKnot, startPDNS).
+type dnsServer struct {
 	addr    string // 127.0.0.1:port, UDP and TCP
 	zone    string
 	keyName string
@@ -222,7 +223,7 @@ type namedServer struct {
 // TSIG key. Config, zone and journal live in a temporary directory; the
 // process is stopped when the test ends. Without named the test fails in
 // CI (which installs it with .ci/bind9.sh) and is skipped elsewhere.
-func startNamed(t *testing.T, zone string) *namedServer {
+func startNamed(t *testing.T, zone string) *dnsServer {
 	t.Helper()
 	bin, err := exec.LookPath("named")
 	if err != nil {
@@ -239,7 +240,7 @@ func startNamed(t *testing.T, zone string) *namedServer {
 	dir := t.TempDir()
 	secret := make([]byte, 32)
 	rand.Read(secret)
-	s := &namedServer{zone: zone, keyName: "autocert-test.", secret: base64.StdEncoding.EncodeToString(secret)}
+	s := &dnsServer{zone: zone, keyName: "autocert-test.", secret: base64.StdEncoding.EncodeToString(secret)}
 	writeFile(t, filepath.Join(dir, "zone.db"), 0o644, fmt.Sprintf(`$TTL 60
 @	IN SOA	ns.%[1]s. hostmaster.%[1]s. 1 3600 600 86400 60
 @	IN NS	ns.%[1]s.
@@ -310,7 +311,7 @@ func waitForSOA(addr, zone string, exited <-chan error) error {
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
-			return fmt.Errorf("named exited: %v", err)
+			return fmt.Errorf("server exited: %v", err)
 		default:
 		}
 		if in, _, err := c.Exchange(m, addr); err == nil && in.Rcode == dns.RcodeSuccess && len(in.Answer) > 0 {
@@ -322,7 +323,7 @@ func waitForSOA(addr, zone string, exited <-chan error) error {
 }
 
 // serial returns the zone's SOA serial.
-func (s *namedServer) serial(t *testing.T) uint32 {
+func (s *dnsServer) serial(t *testing.T) uint32 {
 	t.Helper()
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(s.zone), dns.TypeSOA)
