@@ -690,7 +690,42 @@ func (p *Provider) order(replaces *x509.Certificate) (*certificate.Resource, err
 			req.ReplacesCertID = id
 		}
 	}
+	res, err := client.Certificate.Obtain(req)
+	if !accountGone(err) {
+		return res, err
+	}
+	// The CA no longer knows the account (its database was reset, the
+	// account was deactivated): find or register it again, once, rather
+	// than fail every renewal until the process restarts.
+	p.logger.Warn().Str("ca", p.cfg.CADirURL).
+		Msg("the CA does not know the ACME account any more; looking it up or registering it again")
+	p.forgetAccount(client)
+	if client, err = p.legoClient(); err != nil {
+		return nil, err
+	}
 	return client.Certificate.Obtain(req)
+}
+
+// accountGone reports whether err is the CA's answer that the account
+// signing the request does not exist.
+func accountGone(err error) bool {
+	var prob *acme.ProblemDetails
+	return errors.As(err, &prob) && prob.Type == "urn:ietf:params:acme:error:accountDoesNotExist"
+}
+
+// forgetAccount drops client, made for an account the CA has forgotten,
+// and the account's registration (shared with the providers on the same
+// account, whose clients meet the same answer and drop theirs), so that
+// the next legoClient finds or registers the account anew.
+func (p *Provider) forgetAccount(client *lego.Client) {
+	p.clientMu.Lock()
+	defer p.clientMu.Unlock()
+	p.acct.mu.Lock()
+	defer p.acct.mu.Unlock()
+	if p.client == client {
+		p.client = nil
+	}
+	p.user.setRegistration(nil)
 }
 
 // legoClient returns the provider's ACME client, creating it on first use:
@@ -722,6 +757,10 @@ func (p *Provider) legoClient() (*lego.Client, error) {
 	cfg.User = p.user
 	client, err := lego.NewClient(&cfg)
 	if err != nil {
+		var unknown x509.UnknownAuthorityError
+		if errors.As(err, &unknown) || strings.Contains(err.Error(), "certificate signed by unknown authority") {
+			return nil, fmt.Errorf("ACME directory %s: %w (for a private CA, set ca_certs to the PEM file of the root that signs its HTTPS certificate)", cfg.CADirURL, err)
+		}
 		return nil, fmt.Errorf("ACME directory %s: %w", cfg.CADirURL, err)
 	}
 	if err := p.checkDirectory(&cfg, client); err != nil {

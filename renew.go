@@ -88,8 +88,12 @@ type due struct {
 // renewalDue applies the renewal rules at now to the certificate leaf (nil
 // when none is served), which no longer fits the config when mismatch is
 // not empty, with the CA's renewal information ari (used when it is about
-// leaf) and the last failure fail (zero Time when none).
-func renewalDue(now time.Time, leaf *x509.Certificate, mismatch string, ari ariRecord, fail failureRecord) due {
+// leaf) and the last failure fail (zero Time when none). obtained, when
+// after leaf's NotBefore, is when this process obtained leaf: the lifetime
+// rule then counts the lifetime from it, since a CA that backdates
+// NotBefore (step-ca, by a minute) would otherwise make a short-lived
+// certificate due before it was even issued, and renewed again and again.
+func renewalDue(now time.Time, leaf *x509.Certificate, obtained time.Time, mismatch string, ari ariRecord, fail failureRecord) due {
 	var d due
 	var notAfter time.Time
 	switch {
@@ -101,7 +105,11 @@ func renewalDue(now time.Time, leaf *x509.Certificate, mismatch string, ari ariR
 		d, notAfter = due{at: now, reason: reasonMismatch}, leaf.NotAfter
 	default:
 		notAfter = leaf.NotAfter
-		rb := renewBefore(leaf.NotAfter.Sub(leaf.NotBefore))
+		from := leaf.NotBefore
+		if obtained.After(from) && obtained.Before(leaf.NotAfter) {
+			from = obtained
+		}
+		rb := renewBefore(leaf.NotAfter.Sub(from))
 		d = due{at: leaf.NotAfter.Add(-rb - jitter(leaf, rb)), reason: reasonLifetime}
 		if ari.about(ariID(leaf)) && ari.RenewAt.Before(d.at) {
 			d = due{at: ari.RenewAt, reason: reasonARI}
@@ -587,9 +595,13 @@ func (s *scheduler) planLocked(p *Provider, now time.Time) {
 // dueLocked applies the renewal rules to the certificate p serves.
 func (p *Provider) dueLocked(now time.Time) due {
 	var leaf *x509.Certificate
+	var obtained time.Time
 	mismatch := ""
 	if c := p.cert.Load(); c != nil {
 		leaf = c.Leaf
+		if p.rs.obtained == serialHex(leaf) {
+			obtained = p.rs.lastRenewal
+		}
 		// A certificate this process has just obtained for the config is
 		// what the CA gives for it: ordering again would loop.
 		if p.rs.obtained != serialHex(leaf) {
@@ -600,7 +612,7 @@ func (p *Provider) dueLocked(now time.Time) due {
 	if fail.configChanged(p.fp) {
 		fail = failureRecord{} // the user changed the config since: no waiting
 	}
-	d := renewalDue(now, leaf, mismatch, p.rs.ari, fail)
+	d := renewalDue(now, leaf, obtained, mismatch, p.rs.ari, fail)
 	p.rs.due = d
 	return d
 }

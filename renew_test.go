@@ -58,6 +58,7 @@ func TestRenewalDue(t *testing.T) {
 		name     string
 		now      time.Time
 		leaf     *x509.Certificate
+		obtained time.Time // when this process obtained leaf
 		mismatch string
 		ari      ariRecord
 		fail     failureRecord
@@ -78,6 +79,12 @@ func TestRenewalDue(t *testing.T) {
 			want: start.Add(3 * day), jittered: true, reason: reasonLifetime},
 		{name: "20 seconds: half the lifetime", now: start, leaf: testLeaf(5, start, 20*time.Second),
 			want: start.Add(10 * time.Second), jittered: true, reason: reasonLifetime},
+		{name: "backdated 20 seconds, obtained here: half of what it had when obtained", now: start,
+			leaf: testLeaf(6, start.Add(-time.Minute), 80*time.Second), obtained: start,
+			want: start.Add(10 * time.Second), jittered: true, reason: reasonLifetime},
+		{name: "backdated 90 days, obtained here: 30 days before expiry as ever", now: start,
+			leaf: testLeaf(7, start.Add(-time.Hour), 90*day), obtained: start,
+			want: start.Add(60*day - time.Hour), jittered: true, reason: reasonLifetime},
 		{name: "ARI point before the lifetime rule wins", now: start, leaf: leaf90,
 			ari:  window(start.Add(40*day), start.Add(42*day), start.Add(41*day)),
 			want: start.Add(41 * day), reason: reasonARI},
@@ -123,7 +130,7 @@ func TestRenewalDue(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := renewalDue(tt.now, tt.leaf, tt.mismatch, tt.ari, tt.fail)
+			d := renewalDue(tt.now, tt.leaf, tt.obtained, tt.mismatch, tt.ari, tt.fail)
 			if d.reason != tt.reason || d.retry != tt.retry {
 				t.Errorf("reason %q retry %v, want %q %v", d.reason, d.retry, tt.reason, tt.retry)
 			}
@@ -134,7 +141,11 @@ func TestRenewalDue(t *testing.T) {
 				return
 			}
 			j := tt.want.Sub(d.at)
-			limit := jitterMax(renewBefore(tt.leaf.NotAfter.Sub(tt.leaf.NotBefore)))
+			from := tt.leaf.NotBefore
+			if tt.obtained.After(from) {
+				from = tt.obtained
+			}
+			limit := jitterMax(renewBefore(tt.leaf.NotAfter.Sub(from)))
 			if j < 0 || j >= limit || limit <= 0 {
 				t.Errorf("due %v: %v before %v, want a jitter in [0, %v)", d.at, j, tt.want, limit)
 			}
