@@ -4,12 +4,18 @@ package autocert
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
-// lockFile, where no OS file lock is available, excludes the goroutines of
-// this process only.
-func (s *FileStorage) lockFile(ctx context.Context, path string) (func(), error) {
+// fileLocks takes the locks of a FileStorage where no OS file lock is
+// available: they exclude the goroutines of this process only.
+type fileLocks struct {
+	held sync.Map // lock files held
+}
+
+// lockFile takes the lock of path, retrying until ctx ends.
+func (s *fileLocks) lockFile(ctx context.Context, path string) (func(), error) {
 	t := time.NewTicker(lockRetry)
 	defer t.Stop()
 	for {

@@ -10,10 +10,14 @@ import (
 	"time"
 )
 
+// fileLocks takes the locks of a FileStorage: OS file locks (flock), which
+// need no state of their own.
+type fileLocks struct{}
+
 // lockFile takes an exclusive flock on path, retrying until ctx ends. The
 // kernel drops the lock when the process dies. Every call opens the file
 // anew, so two goroutines of one process exclude each other too.
-func (s *FileStorage) lockFile(ctx context.Context, path string) (func(), error) {
+func (*fileLocks) lockFile(ctx context.Context, path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err

@@ -49,8 +49,8 @@ const (
 // without being read whole. Lock uses an OS file lock (flock) on a file beside the
 // key, released by the kernel when the holding process dies.
 type FileStorage struct {
-	mu   sync.Mutex // serialises journal writes and recovery in this process
-	held sync.Map   // lock files held, on systems without OS file locks
+	mu sync.Mutex // serialises journal writes and recovery in this process
+	fileLocks
 }
 
 // journal is the on-disk form of a multi-entry Store.

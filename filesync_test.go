@@ -21,7 +21,7 @@ func TestFileStorageFollowedByScheduler(t *testing.T) {
 		opt  Option
 	}{
 		{"notifications", func(s *settings) { s.fileCheck = time.Hour }},
-		{"periodic look", func(s *settings) { s.noFileNotify, s.fileCheck = true, 50 * time.Millisecond }},
+		{"periodic look", func(s *settings) { s.noFileNotify, s.fileCheck = true, 50*time.Millisecond }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := sharedTestConfig(t.TempDir())

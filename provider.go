@@ -370,15 +370,10 @@ type storedCert struct {
 	certPEM, keyPEM []byte
 }
 
-// loadStored reads the certificate and key from storage. It returns the
-// certificate when it loads (even if it needs replacing), why it needs
-// replacing ("" when it does not), or an error when there is nothing usable.
-func (p *Provider) loadStored(ctx context.Context) (*tls.Certificate, string, error) {
-	sc, why, err := p.loadStoredPEM(ctx)
-	return sc.cert, why, err
-}
-
-// loadStoredPEM is loadStored keeping the PEM texts.
+// loadStoredPEM reads the certificate and key from storage. It returns the
+// certificate when it loads (even if it needs replacing) with the PEM texts
+// it was parsed from, why it needs replacing ("" when it does not), or an
+// error when there is nothing usable.
 func (p *Provider) loadStoredPEM(ctx context.Context) (storedCert, string, error) {
 	certPEM, err := p.storage.Load(ctx, p.cfg.CertPath)
 	if err != nil {

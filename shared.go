@@ -220,7 +220,7 @@ func (p *Provider) watchStorage(ctx context.Context, w Watcher, deliver func([]E
 			return
 		}
 		if err == nil {
-			err = errors.New("Watch returned")
+			err = errors.New("the storage's Watch method returned without an error")
 		}
 		p.logger.Warn().Err(err).Dur("retry_in", retry).
 			Msg("cannot watch the storage for changes; certificates are still read again periodically")

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -310,8 +311,12 @@ func TestUserNeverRendersKey(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	u := &User{Email: "a@example.com", Key: key}
 	u.setRegistration(&registration.Resource{URI: "https://ca.example/acct/7"})
-	secretD := key.D.String()
-	secretHex := key.D.Text(16)
+	raw, err := key.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretD := new(big.Int).SetBytes(raw).String()
+	secretHex := new(big.Int).SetBytes(raw).Text(16)
 	j, err := json.Marshal(u)
 	if err != nil {
 		t.Fatal(err)

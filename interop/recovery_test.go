@@ -55,7 +55,7 @@ func TestStepCAForgetsAccountRunning(t *testing.T) {
 	cfg := stepcaConfig(dns, ca, provACME, filepath.Join(dir, "certs"), "forget.stepca.test")
 	var logs syncbuf.Buffer
 	p := startProvider(t, ca, cfg, &logs)
-	ca = ca.restart(t)
+	ca.restart(t)
 	for attempt := 1; attempt <= 2; attempt++ {
 		if !p.ForceExpiryAll() {
 			t.Fatal("ForceExpiryAll started nothing")

@@ -764,6 +764,6 @@ func fill(t *testing.T, path string) {
 	}
 	// One more byte must not fit either.
 	if _, err := f.Write([]byte{0}); err == nil {
-		t.Fatal(fmt.Sprintf("the file system of %s is not full", path))
+		t.Fatalf("the file system of %s is not full", path)
 	}
 }

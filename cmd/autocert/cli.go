@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/autocert-dev/autocert"
@@ -176,10 +175,4 @@ func flatten(err error) []error {
 		}
 	}
 	return []error{err}
-}
-
-// exists reports whether a file exists.
-func exists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
