@@ -14,29 +14,8 @@ if have_named; then
 	exit 0
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "bind9: named is missing and installing it needs root (apt-get install bind9 bind9-utils)" >&2
-	exit 1
-fi
-
-echo "bind9: installing Debian's bind9"
-apt-get update
-# policy-rc.d keeps the package from starting the system's named service.
-policy=/usr/sbin/policy-rc.d
-created_policy=0
-if [ ! -e "$policy" ]; then
-	printf '#!/bin/sh\nexit 101\n' >"$policy"
-	chmod 0755 "$policy"
-	created_policy=1
-fi
-status=0
-DEBIAN_FRONTEND=noninteractive apt-get install -y bind9 bind9-utils || status=$?
-if [ "$created_policy" -eq 1 ]; then
-	rm -f "$policy"
-fi
-if [ "$status" -ne 0 ]; then
-	exit "$status"
-fi
+source "$(dirname "$0")/apt.sh"
+apt_install bind9 bind9 bind9-utils
 
 if ! have_named; then
 	echo "bind9: named is still missing after installing bind9" >&2

@@ -14,29 +14,8 @@ if have_knotd; then
 	exit 0
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "knot: knotd is missing and installing it needs root (apt-get install knot)" >&2
-	exit 1
-fi
-
-echo "knot: installing Debian's knot"
-apt-get update
-# policy-rc.d keeps the package from starting the system's knot service.
-policy=/usr/sbin/policy-rc.d
-created_policy=0
-if [ ! -e "$policy" ]; then
-	printf '#!/bin/sh\nexit 101\n' >"$policy"
-	chmod 0755 "$policy"
-	created_policy=1
-fi
-status=0
-DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends knot || status=$?
-if [ "$created_policy" -eq 1 ]; then
-	rm -f "$policy"
-fi
-if [ "$status" -ne 0 ]; then
-	exit "$status"
-fi
+source "$(dirname "$0")/apt.sh"
+apt_install knot knot
 
 if ! have_knotd; then
 	echo "knot: knotd is still missing after installing knot" >&2

@@ -21,29 +21,8 @@ if have_pdns; then
 	exit 0
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "pdns: pdns_server, pdnsutil, the SQLite 3 backend or sqlite3 is missing and installing them needs root (apt-get install pdns-server pdns-backend-sqlite3 sqlite3)" >&2
-	exit 1
-fi
-
-echo "pdns: installing Debian's pdns-server, pdns-backend-sqlite3 and sqlite3"
-apt-get update
-# policy-rc.d keeps the package from starting the system's pdns service.
-policy=/usr/sbin/policy-rc.d
-created_policy=0
-if [ ! -e "$policy" ]; then
-	printf '#!/bin/sh\nexit 101\n' >"$policy"
-	chmod 0755 "$policy"
-	created_policy=1
-fi
-status=0
-DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends pdns-server pdns-backend-sqlite3 sqlite3 || status=$?
-if [ "$created_policy" -eq 1 ]; then
-	rm -f "$policy"
-fi
-if [ "$status" -ne 0 ]; then
-	exit "$status"
-fi
+source "$(dirname "$0")/apt.sh"
+apt_install pdns pdns-server pdns-backend-sqlite3 sqlite3
 
 if ! have_pdns; then
 	echo "pdns: pdns_server, pdnsutil, the SQLite 3 backend or sqlite3 is still missing after installing them" >&2

@@ -25,13 +25,8 @@ if [ -x "$bin" ]; then
 fi
 
 if ! dpkg-query -W -f='${Status}' libpcsclite-dev 2>/dev/null | grep -q 'install ok installed'; then
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "step-ca: libpcsclite-dev is missing and installing it needs root (apt-get install libpcsclite-dev)" >&2
-		exit 1
-	fi
-	echo "step-ca: installing Debian's libpcsclite-dev"
-	apt-get update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y libpcsclite-dev
+	source "$(dirname "$0")/apt.sh"
+	apt_install step-ca libpcsclite-dev
 fi
 
 echo "step-ca: building $STEPCA_VERSION into $bin_dir"
