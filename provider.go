@@ -374,7 +374,39 @@ type storedCert struct {
 // certificate when it loads (even if it needs replacing) with the PEM texts
 // it was parsed from, why it needs replacing ("" when it does not), or an
 // error when there is nothing usable.
+//
+// The certificate and the key are two reads: one that falls between the
+// two writes of a Store by another process can see the new certificate
+// with the old key. A pair that does not parse is therefore read again a
+// few times, pairReadRetry apart, before it is reported.
 func (p *Provider) loadStoredPEM(ctx context.Context) (storedCert, string, error) {
+	for try := 1; ; try++ {
+		sc, why, err := p.loadStoredPair(ctx)
+		if !errors.Is(err, errPairUnparsed) || try == pairReadTries {
+			return sc, why, err
+		}
+		t := time.NewTimer(time.Duration(try) * pairReadRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return sc, why, err
+		case <-t.C:
+		}
+	}
+}
+
+// Reading a certificate and its key again when they do not make a pair.
+const (
+	pairReadTries = 3
+	pairReadRetry = 10 * time.Millisecond
+)
+
+// errPairUnparsed marks a certificate and key that were read but do not
+// parse as a pair.
+var errPairUnparsed = errors.New("certificate and key do not parse as a pair")
+
+// loadStoredPair is one read of the certificate and key, for loadStoredPEM.
+func (p *Provider) loadStoredPair(ctx context.Context) (storedCert, string, error) {
 	certPEM, err := p.storage.Load(ctx, p.cfg.CertPath)
 	if err != nil {
 		return storedCert{}, "", p.loadError("certificate", p.cfg.CertPath, err)
@@ -385,9 +417,26 @@ func (p *Provider) loadStoredPEM(ctx context.Context) (storedCert, string, error
 	}
 	cert, err := parseKeyPair(certPEM, keyPEM)
 	if err != nil {
-		return storedCert{}, "", fmt.Errorf("%w: %s and %s: %w", ErrMissingCertificate, p.cfg.CertPath, p.cfg.KeyPath, err)
+		return storedCert{}, "", &pairError{certPath: p.cfg.CertPath, keyPath: p.cfg.KeyPath, err: err}
 	}
 	return storedCert{cert, certPEM, keyPEM}, p.mismatch(cert.Leaf, cert.PrivateKey), nil
+}
+
+// pairError says a stored certificate and key do not load as a pair. It
+// is ErrMissingCertificate for errors.Is, and unwraps to the parse error.
+type pairError struct {
+	certPath, keyPath string
+	err               error
+}
+
+func (e *pairError) Error() string {
+	return fmt.Sprintf("%v: %s and %s: %v", ErrMissingCertificate, e.certPath, e.keyPath, e.err)
+}
+
+func (e *pairError) Unwrap() error { return e.err }
+
+func (e *pairError) Is(target error) bool {
+	return target == ErrMissingCertificate || target == errPairUnparsed
 }
 
 // missingFileError says a certificate or key file does not exist. It is
