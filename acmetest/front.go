@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -398,18 +399,43 @@ func (f *front) finalize(w http.ResponseWriter, r *http.Request) {
 				return true
 			}
 			order.RLock()
-			cert := order.CertificateObject
+			cert, replaces := order.CertificateObject, order.Replaces
 			order.RUnlock()
 			if cert == nil {
 				return false
 			}
 			// Pebble indexes the order by serial right after signing; a
 			// renewal naming this certificate in "replaces" needs it.
-			_, err := f.store.GetOrderByIssuedSerial(cert.ID)
-			return err == nil
+			if _, err := f.store.GetOrderByIssuedSerial(cert.ID); err != nil {
+				return false
+			}
+			// Then it marks the certificate this order replaces, which
+			// the next order naming that certificate reads (without the
+			// order's lock): wait for it, under the lock.
+			return f.replacedMarked(replaces)
 		})
 	}
 	copyResponse(w, resp)
+}
+
+// replacedMarked reports whether the order that issued the certificate
+// named by the ARI certificate ID replaces (none: "") is marked replaced,
+// or cannot be found.
+func (f *front) replacedMarked(replaces string) bool {
+	if replaces == "" {
+		return true
+	}
+	serial, ok := ariSerial(replaces)
+	if !ok {
+		return true
+	}
+	orig, err := f.store.GetOrderByIssuedSerial(hex.EncodeToString(serial.Bytes()))
+	if err != nil {
+		return true
+	}
+	orig.RLock()
+	defer orig.RUnlock()
+	return orig.IsReplaced
 }
 
 // renewalInfo answers an injected fault or lets Pebble answer, with the
