@@ -214,7 +214,7 @@ func TestSharedStorageWatch(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	other := storeOther(t, st, cfg)
-	waitServed(t, p, other, time.Second)
+	waitServed(t, p, other, 20*time.Second)
 	checkCertFiles(t, cfg, other)
 	for r := (*CertReloaded)(nil); r == nil; {
 		select {
@@ -298,7 +298,7 @@ func TestSharedStorageFilesUnwritable(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	other := storeOther(t, st, cfg)
-	waitServed(t, p, other, time.Second)
+	waitServed(t, p, other, 20*time.Second)
 
 	logMu.Lock()
 	out := logs.String()

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -214,6 +216,11 @@ type crashRun struct {
 	starts     int
 	reorders   int
 	tempLeft   int // temporary files of torn writes left by the kills
+
+	// newOrder is the CA's new-order URL, from its directory;
+	// freshOrders counts the new-order requests the fresh starts sent.
+	newOrder    string
+	freshOrders int64
 }
 
 // tempFiles lists the temporary files in every installation.
@@ -289,7 +296,7 @@ func TestCrashRecovery(t *testing.T) {
 	t.Setenv("ACMETEST_API_URL", opts[acmetest.OptionAPIURL].Value())
 	t.Setenv("ACMETEST_API_TOKEN", opts[acmetest.OptionAPIToken].Value())
 	r := &crashRun{t: t, ca: ca, byPhase: map[string]int{}, byInFlight: map[string]int{},
-		byDisk: map[string]int{}, durations: map[string][]time.Duration{}}
+		byDisk: map[string]int{}, durations: map[string][]time.Duration{}, newOrder: newOrderURL(t, ca)}
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewPCG(uint64(seed), 8))
 	t.Logf("seed %d", seed)
@@ -336,6 +343,11 @@ func TestCrashRecovery(t *testing.T) {
 		r.violate("temporary files of torn writes still there an hour later, after a start: %v", still)
 	}
 	r.tempLeft = len(left)
+	// The first kill leaves an installation without a certificate, whose
+	// fresh start orders one: a count of none means the count is broken.
+	if r.freshOrders == 0 {
+		r.violate("no new-order request of a fresh start was seen: counting the orders of the fresh starts does not work")
+	}
 
 	// Every installation registered exactly one account, whatever the
 	// kills interrupted.
@@ -593,7 +605,6 @@ func (r *crashRun) freshStart(d *crashDir) {
 			break
 		}
 	}
-	orders := len(ca.Orders())
 	var logs syncbuf.Buffer
 	cfg, err := autocert.LoadConfig(d.config)
 	if err != nil {
@@ -606,6 +617,14 @@ func (r *crashRun) freshStart(d *crashDir) {
 		r.violate("fresh start refused: %v", err)
 		return
 	}
+	// The orders of this start are those it sends. The CA may still
+	// receive one from the killed process after the wait above: a request
+	// the helper wrote just before its death waits in the CA's socket
+	// until the CA's server gets to read it, which on a loaded machine can
+	// be long after the helper died (PendingRequests counts it only from
+	// then on), so the CA's count of orders is not this start's.
+	sent := &orderCounter{base: legoCfg.HTTPClient.Transport, url: r.newOrder}
+	legoCfg.HTTPClient.Transport = sent
 	defer legoCfg.HTTPClient.CloseIdleConnections()
 	key, err := os.ReadFile(cfg.ACMEKeyPath)
 	if err != nil {
@@ -641,11 +660,11 @@ func (r *crashRun) freshStart(d *crashDir) {
 		r.violate("fresh start serves a certificate that does not verify: %v", err)
 	}
 	serial := c.Leaf.SerialNumber.Text(16)
-	sent := len(ca.Orders()) - orders
+	r.freshOrders += sent.n.Load()
 	if d.hasCert {
-		if sent > 0 {
+		if n := sent.n.Load(); n > 0 {
 			r.reorders++
-			r.violate("fresh start ordered again (%d orders) although a certificate was stored\n%s", sent, logs.String())
+			r.violate("fresh start ordered again (%d orders) although a certificate was stored\n%s", n, logs.String())
 		} else if serial != d.serial && serial != d.pendingSerial {
 			r.violate("fresh start serves %s, neither the stored %s nor the one being stored %q", serial, d.serial, d.pendingSerial)
 		}
@@ -682,4 +701,58 @@ func (r *crashRun) medians() map[string]int64 {
 		out[what] = median(ds).Microseconds()
 	}
 	return out
+}
+
+// orderCounter is an HTTP transport that counts the new-order requests a
+// process sends through it to the CA.
+type orderCounter struct {
+	base http.RoundTripper // nil: http.DefaultTransport
+	url  string            // the CA's new-order URL
+	n    atomic.Int64
+}
+
+func (c *orderCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPost && req.URL.String() == c.url {
+		c.n.Add(1)
+	}
+	base := c.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return base.RoundTrip(req)
+}
+
+// CloseIdleConnections lets http.Client.CloseIdleConnections reach the
+// transport underneath.
+func (c *orderCounter) CloseIdleConnections() {
+	if ci, ok := c.base.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
+// newOrderURL reads the new-order URL from the CA's directory.
+func newOrderURL(t *testing.T, ca *acmetest.Server) string {
+	t.Helper()
+	pemData, err := os.ReadFile(ca.CACertFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pemData) {
+		t.Fatalf("no certificate in %s", ca.CACertFile())
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: time.Minute}).Get(ca.DirectoryURL())
+	if err != nil {
+		t.Fatalf("CA directory: %v", err)
+	}
+	defer resp.Body.Close()
+	var dir struct {
+		NewOrder string `json:"newOrder"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&dir); err != nil || dir.NewOrder == "" {
+		t.Fatalf("CA directory %s: no newOrder URL (%v)", ca.DirectoryURL(), err)
+	}
+	return dir.NewOrder
 }

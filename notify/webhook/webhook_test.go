@@ -237,24 +237,37 @@ func TestRetryAfterHonoured(t *testing.T) {
 func TestTimeoutAndCancel(t *testing.T) {
 	s := newServer(t, 200)
 	s.hold = 5 * time.Second
-	n, err := webhook.New(s.URL, webhook.WithTimeout(50*time.Millisecond), webhook.WithRetry(2, time.Millisecond))
+	w := newTripWatch(t)
+	n, err := webhook.New(s.URL, webhook.WithTimeout(50*time.Millisecond), webhook.WithRetry(2, time.Millisecond),
+		webhook.WithHTTPClient(&http.Client{Transport: w}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = n.Notify(context.Background(), renewed())
-	if !errors.Is(err, context.DeadlineExceeded) || len(s.requests()) != 2 {
-		t.Errorf("error %v after %d requests, want a timeout after 2", err, len(s.requests()))
+	// The tries are counted as sent: on a loaded machine a try can time
+	// out before the server has read it.
+	if !errors.Is(err, context.DeadlineExceeded) || w.tries.Load() != 2 || len(s.requests()) > 2 {
+		t.Errorf("error %v after %d tries (%d seen by the server), want a timeout after 2",
+			err, w.tries.Load(), len(s.requests()))
 	}
 
 	s2 := newServer(t, 503)
-	n2, err := webhook.New(s2.URL, webhook.WithRetry(5, time.Hour))
+	w2 := newTripWatch(t)
+	n2, err := webhook.New(s2.URL, webhook.WithRetry(5, time.Hour), webhook.WithHTTPClient(&http.Client{Transport: w2}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	var done atomic.Bool
 	go func() {
-		time.Sleep(50 * time.Millisecond)
+		// Cancelled once the first try is over (its answer read and
+		// closed): the Notifier is then waiting out the hour of back-off.
+		select {
+		case <-w2.closed:
+		case <-time.After(time.Minute):
+			t.Error("the first try did not end within a minute")
+		}
 		done.Store(true)
 		cancel()
 	}()
@@ -262,6 +275,43 @@ func TestTimeoutAndCancel(t *testing.T) {
 	if !done.Load() || !errors.Is(err, context.Canceled) || len(s2.requests()) != 1 {
 		t.Errorf("error %v after %d requests, want cancellation during the back-off", err, len(s2.requests()))
 	}
+}
+
+// tripWatch is an HTTP transport that counts the tries sent through it
+// and says when the body of an answer is closed, which ends a try.
+type tripWatch struct {
+	tr     *http.Transport
+	tries  atomic.Int64
+	closed chan struct{} // receives once per answer closed
+}
+
+func newTripWatch(t *testing.T) *tripWatch {
+	w := &tripWatch{tr: &http.Transport{}, closed: make(chan struct{}, 16)}
+	t.Cleanup(w.tr.CloseIdleConnections)
+	return w
+}
+
+func (w *tripWatch) RoundTrip(r *http.Request) (*http.Response, error) {
+	w.tries.Add(1)
+	resp, err := w.tr.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &closeSignal{ReadCloser: resp.Body, closed: w.closed}
+	return resp, nil
+}
+
+// closeSignal is a response body that tells when it is closed.
+type closeSignal struct {
+	io.ReadCloser
+	closed chan<- struct{}
+	once   sync.Once
+}
+
+func (c *closeSignal) Close() error {
+	err := c.ReadCloser.Close()
+	c.once.Do(func() { c.closed <- struct{}{} })
+	return err
 }
 
 // TestSecretsNeverShown: the URL (a Slack webhook path, a token in the
