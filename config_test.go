@@ -879,6 +879,8 @@ func TestLoadConfigErrors(t *testing.T) {
 			want: []string{"cfg.yaml:4: extra[0].cert_pth: unknown key (did you mean cert_path?)"}},
 		{name: "unknown key far from all", doc: "provider: pseudo\ndomains: [a.example.com]\nzzzzzzzz: 1\n",
 			want: []string{"cfg.yaml:3: zzzzzzzz: unknown key (known keys: email, domains, cert_path"}},
+		{name: "unknown key among few lists them all", doc: "provider: pseudo\ndomains: [a.example.com]\nstorage:\n  typ: file\n",
+			want: []string{"cfg.yaml:4: storage.typ: unknown key (known: type, dsn)"}},
 		{name: "camelCase key", doc: "provider: pseudo\ndomains: [a.example.com]\ncertPath: a\n",
 			want: []string{"cfg.yaml:3: certPath: unknown key (did you mean cert_path?)"}},
 		{name: "duplicate key", doc: "provider: pseudo\ndomains: [a.example.com]\nprovider: local\n",

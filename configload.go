@@ -8,9 +8,11 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/autocert-dev/autocert/internal/suggest"
 	"go.yaml.in/yaml/v3"
@@ -21,11 +23,7 @@ import (
 // line when known:
 // "autocert.yaml:12: extra[1].domains[0]: invalid domain ...".
 func LoadConfig(path string) (*Config, error) {
-	data, err := readFileLimited(path, maxFileSize)
-	if err != nil {
-		return nil, fmt.Errorf("reading autocert config: %w", err)
-	}
-	return parseConfig(data, path, os.LookupEnv)
+	return LoadConfigFile(path)
 }
 
 // ParseConfig reads a configuration, YAML or JSON, and validates it with
@@ -51,23 +49,51 @@ func ParseConfig(data []byte) (*Config, error) {
 }
 
 func parseConfig(data []byte, file string, lookup func(string) (string, bool)) (*Config, error) {
-	d := &configDecoder{file: file, lookup: lookup, lines: make(map[string]int)}
-	block := d.findBlock(data)
+	l := loadOptions{lookup: lookup}
+	return l.parse(data, file)
+}
+
+func (l *loadOptions) parse(data []byte, file string) (*Config, error) {
+	d := &configDecoder{file: file, lookup: l.lookup, optional: l.optional,
+		lines: make(map[string]int), kept: make(map[*yaml.Node][]string)}
+	root, block := d.findBlock(data)
 	if block == nil {
 		return nil, d.err()
 	}
-	d.expand(block, "", make(map[*yaml.Node]bool))
+	keys := make(map[string]keyValue) // of the sections
+	invalid := make(map[string]bool)  // sections not to validate
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k := root.Content[i]
+		if k.Kind != yaml.ScalarNode || !slices.ContainsFunc(l.sections, func(s section) bool { return s.name == k.Value }) {
+			continue
+		}
+		if first, dup := keys[k.Value]; dup {
+			d.add(k.Line, k.Value, nil, "duplicate key (first at line %d)", first.key.Line)
+			invalid[k.Value] = true
+			continue
+		}
+		keys[k.Value] = keyValue{k, root.Content[i+1]}
+	}
+	if block == root && len(l.sections) > 0 {
+		block = d.withoutSections(root, l.sections, invalid)
+		clear(keys) // the rest of the top level is the autocert block
+	}
+	seen := make(map[*yaml.Node]bool)
+	before := len(d.problems)
+	d.expand(block, "", seen)
 	cfg := new(Config)
 	d.decodeStruct(block, reflect.ValueOf(cfg).Elem(), "")
+	blockDecoded := len(d.problems) == before
+	for _, s := range l.sections {
+		d.section(s, keys[s.name], seen, !invalid[s.name])
+	}
+	if blockDecoded {
+		for _, p := range cfg.validate() {
+			p.File, p.Line = file, d.lineOf(p.Path)
+			d.problems = append(d.problems, p)
+		}
+	}
 	if err := d.err(); err != nil {
-		return nil, err
-	}
-	problems := cfg.validate()
-	for _, p := range problems {
-		p.File, p.Line = file, d.lineOf(p.Path)
-	}
-	sortByLine(problems)
-	if err := joinFieldErrors(problems); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -78,8 +104,12 @@ func parseConfig(data []byte, file string, lookup func(string) (string, bool)) (
 type configDecoder struct {
 	file     string
 	lookup   func(string) (string, bool)
-	lines    map[string]int // key path -> line
+	optional func(key string) bool // of WithOptionalVariables, or nil
+	lines    map[string]int        // key path -> line
 	problems []*FieldError
+	// kept are the scalars in which references to unset variables were
+	// left as written (WithOptionalVariables), with those variables.
+	kept map[*yaml.Node][]string
 }
 
 func (d *configDecoder) add(line int, path string, cause error, format string, args ...any) {
@@ -116,9 +146,10 @@ func (d *configDecoder) lineOf(path string) int {
 	return 0
 }
 
-// findBlock parses the document and returns the mapping that holds the
-// configuration, or nil after recording why there is none.
-func (d *configDecoder) findBlock(data []byte) *yaml.Node {
+// findBlock parses the document and returns its top-level mapping and
+// the mapping that holds the configuration (the same when there is no
+// autocert key), or a nil block after recording why there is none.
+func (d *configDecoder) findBlock(data []byte) (root, block *yaml.Node) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) > 0 && t[0] == '{' {
 		// JSON: a tab can only be white space outside strings (JSON strings
@@ -133,41 +164,41 @@ func (d *configDecoder) findBlock(data []byte) *yaml.Node {
 		} else {
 			d.syntaxError(data, err)
 		}
-		return nil
+		return nil, nil
 	}
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
 	case err == nil:
 		d.add(next.Line, "", nil, "a second YAML document (after ---) is not supported: keep the configuration in one document")
-		return nil
+		return nil, nil
 	case !errors.Is(err, io.EOF):
 		d.syntaxError(data, err)
-		return nil
+		return nil, nil
 	}
-	root := resolveAlias(doc.Content[0])
+	root = resolveAlias(doc.Content[0])
 	if isNull(root) {
 		d.add(root.Line, "", nil, "the configuration is empty")
-		return nil
+		return nil, nil
 	}
 	if root.Kind != yaml.MappingNode {
 		d.add(root.Line, "", nil, "expected a mapping of autocert keys (at the top level or under autocert:), got %s", describe(root))
-		return nil
+		return nil, nil
 	}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		if k := root.Content[i]; k.Kind == yaml.ScalarNode && k.Value == "autocert" {
-			block := resolveAlias(root.Content[i+1])
+			block = resolveAlias(root.Content[i+1])
 			if isNull(block) {
 				d.add(k.Line, "autocert", nil, "the block is empty")
-				return nil
+				return nil, nil
 			}
 			if block.Kind != yaml.MappingNode {
 				d.add(block.Line, "autocert", nil, "expected a mapping of autocert keys, got %s", describe(block))
-				return nil
+				return nil, nil
 			}
-			return block
+			return root, block
 		}
 	}
-	return root
+	return root, root
 }
 
 // yamlLine matches the position yaml puts at the start of a syntax error.
@@ -254,46 +285,83 @@ func lineWithPrefix(data []byte, prefix string) int {
 }
 
 // expand replaces environment variable references in every scalar value
-// (not in keys) under n. seen keeps a node shared through aliases from
-// being expanded twice.
-func (d *configDecoder) expand(n *yaml.Node, path string, seen map[*yaml.Node]bool) {
-	if n == nil || seen[n] {
-		return
+// (not in keys) under n, and returns the variables whose references were
+// left as written under n (WithOptionalVariables). seen keeps a node
+// shared through aliases from being expanded twice; used again under a
+// key for which optional reports false, a node holding such references
+// has them reported there.
+func (d *configDecoder) expand(n *yaml.Node, path string, seen map[*yaml.Node]bool) []string {
+	if n == nil {
+		return nil
+	}
+	if seen[n] {
+		names := d.kept[n]
+		if len(names) > 0 && !d.optional(path) {
+			d.unset(n, path, names)
+		}
+		return names
 	}
 	seen[n] = true
+	var kept []string
 	switch n.Kind {
 	case yaml.AliasNode:
-		d.expand(n.Alias, path, seen)
+		if t := n.Alias; t != nil && seen[t] {
+			// Checked here, for the line of the alias.
+			if kept = d.kept[t]; len(kept) > 0 && !d.optional(path) {
+				d.unset(n, path, kept)
+			}
+			break
+		}
+		kept = d.expand(n.Alias, path, seen)
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			d.expand(n.Content[i+1], joinPath(path, n.Content[i].Value), seen)
+			kept = append(kept, d.expand(n.Content[i+1], joinPath(path, n.Content[i].Value), seen)...)
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			d.expand(c, fmt.Sprintf("%s[%d]", path, i), seen)
+			kept = append(kept, d.expand(c, fmt.Sprintf("%s[%d]", path, i), seen)...)
 		}
 	case yaml.ScalarNode:
 		val, unset, err := expandVars(n.Value, d.lookup)
 		if err != nil {
 			d.add(n.Line, path, nil, "%v", err)
-			return
+			return nil
 		}
-		for _, name := range unset {
-			d.add(n.Line, path, ErrUnsetVariable,
-				"environment variable %s is not set (write ${%s:-default} to give a default)", name, name)
+		if len(unset) > 0 {
+			if d.optional == nil || !d.optional(path) {
+				d.unset(n, path, unset)
+				return nil
+			}
+			kept = unset
 		}
-		if len(unset) == 0 && val != n.Value {
+		if val != n.Value {
 			n.Value = val
 			if n.Style == 0 {
 				n.Tag = "" // plain: let the new value decide its type
 			}
 		}
 	}
+	if len(kept) > 0 {
+		slices.Sort(kept)
+		kept = slices.Compact(kept)
+		d.kept[n] = kept
+	}
+	return kept
+}
+
+// unset reports the variables of names, referred to by n at path, as
+// unset.
+func (d *configDecoder) unset(n *yaml.Node, path string, names []string) {
+	for _, name := range names {
+		d.add(n.Line, path, ErrUnsetVariable,
+			"environment variable %s is not set (write ${%s:-default} to give a default)", name, name)
+	}
 }
 
 // expandVars replaces ${NAME}, ${NAME:-default} and ${NAME-default} in s,
 // and "$${" by "${". It returns the names of the variables that are unset
-// without a default. Errors quote no default (it may be a secret).
+// without a default, whose references it leaves as written ("${NAME}").
+// Errors quote no default (it may be a secret).
 func expandVars(s string, lookup func(string) (string, bool)) (string, []string, error) {
 	if !strings.Contains(s, "${") {
 		return s, nil, nil
@@ -330,6 +398,7 @@ func expandVars(s string, lookup func(string) (string, bool)) (string, []string,
 		case rest == "":
 			if !ok {
 				unset = append(unset, name)
+				val = "${" + name + "}"
 			}
 		case strings.HasPrefix(rest, ":-"):
 			if !ok || val == "" {
@@ -364,16 +433,50 @@ func (d *configDecoder) decodeStruct(n *yaml.Node, v reflect.Value, path string)
 		fp := joinPath(path, name)
 		i, ok := fields[name]
 		if !ok {
-			if s := suggest.Nearest(name, names); s != "" {
-				d.add(p.key.Line, fp, nil, "unknown key (did you mean %s?)", s)
-			} else {
-				d.add(p.key.Line, fp, nil, "unknown key (known keys: %s)", strings.Join(names, ", "))
-			}
+			d.unknownKey(p.key, fp, names)
 			continue
 		}
 		d.lines[fp] = p.key.Line
 		d.decodeValue(p.value, v.Field(i), fp)
 	}
+}
+
+// fewKeys is the number of keys up to which an unknown key is answered
+// with all of them rather than with the nearest.
+const fewKeys = 5
+
+// unknownKey reports the key k, at path, that is none of names: when
+// there are few, all are listed; else the nearest is suggested, or all
+// listed when none is near.
+func (d *configDecoder) unknownKey(k *yaml.Node, path string, names []string) {
+	switch s := suggest.Nearest(k.Value, names); {
+	case len(names) <= fewKeys:
+		d.add(k.Line, path, nil, "unknown key (known: %s)", strings.Join(names, ", "))
+	case s != "":
+		d.add(k.Line, path, nil, "unknown key (did you mean %s?)", s)
+	default:
+		d.add(k.Line, path, nil, "unknown key (known keys: %s)", strings.Join(names, ", "))
+	}
+}
+
+var (
+	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+	durationType    = reflect.TypeFor[time.Duration]()
+)
+
+// unmarshaler returns v as a yaml.Unmarshaler, allocating a nil pointer,
+// or nil when its type is not one.
+func unmarshaler(v reflect.Value) yaml.Unmarshaler {
+	switch t := v.Type(); {
+	case t.Kind() == reflect.Pointer && t.Implements(unmarshalerType):
+		if v.IsNil() {
+			v.Set(reflect.New(t.Elem()))
+		}
+		return v.Interface().(yaml.Unmarshaler)
+	case v.CanAddr() && reflect.PointerTo(t).Implements(unmarshalerType):
+		return v.Addr().Interface().(yaml.Unmarshaler)
+	}
+	return nil
 }
 
 // decodeValue decodes n into v. Its messages never quote a value.
@@ -382,8 +485,25 @@ func (d *configDecoder) decodeValue(n *yaml.Node, v reflect.Value, path string) 
 	if isNull(n) {
 		return // unset
 	}
+	if u := unmarshaler(v); u != nil {
+		if err := u.UnmarshalYAML(n); err != nil {
+			d.add(n.Line, path, err, "%v", err)
+		}
+		return
+	}
 	t := v.Type()
 	switch {
+	case t == durationType:
+		dur, err := time.Duration(0), error(nil)
+		if n.Kind == yaml.ScalarNode {
+			dur, err = time.ParseDuration(n.Value)
+		}
+		if n.Kind != yaml.ScalarNode || err != nil || dur <= 0 {
+			d.add(n.Line, path, nil, "expected a positive duration, such as 90s or 5m")
+			return
+		}
+		v.SetInt(int64(dur))
+
 	case t.Kind() == reflect.String:
 		if n.Kind != yaml.ScalarNode {
 			d.add(n.Line, path, nil, "expected a string, got %s", describe(n))

@@ -101,9 +101,9 @@ type profileRequest struct {
 // profileRequests returns the profiles that the ACME certificates among ps
 // ask for, in the order they are first asked, each with the certificates
 // asking it.
-func profileRequests(ps []*Provider) []profileRequest {
+func profileRequests(cs []*certificate) []profileRequest {
 	var out []profileRequest
-	for _, q := range ps {
+	for _, q := range cs {
 		if q.cfg.Profile == "" || !isACME(q.cfg.Provider) {
 			continue
 		}
@@ -144,9 +144,9 @@ func shorten(s string) string {
 	return s[:n] + "…"
 }
 
-// checkDirectory checks the configuration of p against what the CA's
+// checkDirectory checks the configuration of c against what the CA's
 // directory says, once its lego client was made with cfg (whose
-// HTTPClient it uses): legoClient calls it holding p.acct.mu, before the
+// HTTPClient it uses): client calls it holding c.acct.mu, before the
 // account is looked up.
 //
 // A CA that requires External Account Binding, for an account that does
@@ -158,13 +158,11 @@ func shorten(s string) string {
 // none, is a warning: the order goes on (a CA may still accept a profile
 // its directory does not list), but the user learns why the certificate
 // may get the CA's default lifetime. The warning is given once for all
-// the certificates of an ACME account, by the first of them to contact the
-// CA: the others find its client made. (Every write of a provider's client
-// happens under its account's mutex, which is held here: reading the
-// clients of the account's other providers is safe.)
-func (p *Provider) checkDirectory(cfg *lego.Config, client *lego.Client) error {
-	if client.GetExternalAccountRequired() && p.cfg.EABKid == "" && p.user.GetRegistration() == nil {
-		p.report(StepAccount, "", "looking up the ACME account at "+cfg.CADirURL, 0)
+// the certificates of an ACME account, by the first client made for them.
+func (c *certificate) checkDirectory(ctx context.Context, cfg *lego.Config, client *lego.Client) error {
+	a := c.acct
+	if client.GetExternalAccountRequired() && c.cfg.EABKid == "" && a.user.GetRegistration() == nil {
+		c.report(StepAccount, "", "looking up the ACME account at "+cfg.CADirURL, 0)
 		reg, err := client.Registration.ResolveAccountByKey()
 		var prob *acme.ProblemDetails
 		switch {
@@ -172,8 +170,8 @@ func (p *Provider) checkDirectory(cfg *lego.Config, client *lego.Client) error {
 			// An existing account needs no binding. The client now
 			// signs with the account's URL, so a second lookup on it
 			// would fail: keep the registration found.
-			p.user.setRegistration(reg)
-			p.logger.Info().Str("account", reg.URI).Msg("registration reused")
+			a.user.setRegistration(reg)
+			c.logger.Info().Str("account", reg.URI).Msg("registration reused")
 		case errors.As(err, &prob) && prob.Type == "urn:ietf:params:acme:error:accountDoesNotExist":
 			return fmt.Errorf("%w: eab_kid and eab_hmac are required: the CA at %s requires External Account Binding for a new ACME account (externalAccountRequired in its directory); the CA gives the key ID and HMAC key",
 				ErrInvalidConfig, cfg.CADirURL)
@@ -182,25 +180,20 @@ func (p *Provider) checkDirectory(cfg *lego.Config, client *lego.Client) error {
 		// follows.
 	}
 
-	peers := []*Provider{p}
-	if p.main != nil {
-		peers = slices.DeleteFunc(p.main.all(), func(q *Provider) bool { return q.acct != p.acct })
+	if a.checked {
+		return nil
 	}
-	for _, q := range peers {
-		if q != p && q.client != nil {
-			return nil // the account's first contact with the CA checked
-		}
-	}
-	requests := profileRequests(peers)
+	a.checked = true
+	requests := profileRequests(a.certs)
 	if len(requests) == 0 {
 		return nil
 	}
-	log := p.settings.logger
-	ctx, cancel := context.WithTimeout(context.Background(), directoryTimeout)
+	log := a.logger
+	ctx, cancel := context.WithTimeout(ctx, directoryTimeout)
 	defer cancel()
 	meta, err := fetchDirectoryMeta(ctx, cfg.HTTPClient, cfg.CADirURL)
 	if err != nil {
-		log.Warn().Str("error", p.scrub(err.Error())).Msg("cannot read the certificate profiles the CA offers; the profile setting is not checked")
+		log.Warn().Str("error", c.scrub(err.Error())).Msg("cannot read the certificate profiles the CA offers; the profile setting is not checked")
 		return nil
 	}
 	for _, r := range requests {

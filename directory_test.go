@@ -106,10 +106,10 @@ func TestCheckProfile(t *testing.T) {
 }
 
 func TestProfileRequests(t *testing.T) {
-	prov := func(name, provider, profile string) *Provider {
-		return &Provider{name: name, cfg: &Config{Provider: provider, Profile: profile}}
+	prov := func(name, provider, profile string) *certificate {
+		return &certificate{name: name, cfg: &Config{Provider: provider, Profile: profile}}
 	}
-	ps := []*Provider{
+	ps := []*certificate{
 		prov("main", "cloudflare", "shortlivd"),
 		prov("extra[0]", "cloudflare", ""),
 		prov("extra[1]", "route53", "classic"),

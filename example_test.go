@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/autocert-dev/autocert"
 	"github.com/rs/zerolog"
@@ -86,4 +88,46 @@ func ExampleProvider_TLSConfig() {
 	}
 	fmt.Print(string(body))
 	// Output: www.example.com over HTTP/2.0
+}
+
+// A program keeps its own settings in autocert's file, under a top-level
+// key of its own, and reads them with the same decoder: variables are
+// expanded, and unknown keys, wrong types and unset variables are errors
+// naming the file, line and key.
+func ExampleLoadConfigFile() {
+	dir, err := os.MkdirTemp("", "autocert-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "app.yml")
+	write := func(app string) {
+		doc := "autocert:\n  provider: pseudo\n  domains: [example.com]\napp:\n" + app
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	var app struct {
+		Listen  string        `yaml:"listen"`
+		Timeout time.Duration `yaml:"timeout"`
+		Admins  []string      `yaml:"admins"`
+		Debug   bool          `yaml:"debug"`
+	}
+	write("  listen: ${EXAMPLE_APP_LISTEN:-:8443}\n  timeout: 30s\n  admins: [ops@example.com]\n")
+	cfg, err := autocert.LoadConfigFile(path, autocert.WithSection("app", &app))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(cfg.Domains, app.Listen, app.Timeout, app.Admins, app.Debug)
+
+	write("  listen: :8443\n  timeot: 30s\n")
+	_, err = autocert.LoadConfigFile(path, autocert.WithSection("app", &app))
+	var fe *autocert.FieldError
+	if errors.As(err, &fe) {
+		fmt.Printf("line %d: %s: %s\n", fe.Line, fe.Path, fe.Msg)
+	}
+	// Output:
+	// [example.com] :8443 30s [ops@example.com] false
+	// line 6: app.timeot: unknown key (known: listen, timeout, admins, debug)
 }

@@ -35,31 +35,31 @@ type fileStamp [2]statResult
 // fileSync follows the files of the certificates of one Provider kept in
 // a FileStorage. It is used by the one goroutine of syncFiles only.
 type fileSync struct {
-	m       *Provider
-	byPath  map[string][]*Provider // cleaned cert_path and key_path
-	dirs    map[string]bool        // directories of the files; true once watched
-	stamps  map[*Provider]fileStamp
-	pending map[*Provider]bool // notified, to be read once settled
+	s       *scheduler
+	byPath  map[string][]*entry // cleaned cert_path and key_path
+	dirs    map[string]bool     // directories of the files; true once watched
+	stamps  map[*entry]fileStamp
+	pending map[*entry]bool // notified, to be read once settled
 	deliver func([]Event)
 }
 
-// syncFiles keeps the certificates of m's Provider, kept in a FileStorage,
-// in step with their files until ctx ends: a certificate another process
+// syncFiles keeps the certificates, kept in a FileStorage, in step with
+// their files until ctx ends: a certificate another process
 // stored is loaded and served (without being written again), announced
 // with a CertReloaded event, and the scheduler plans anew from it.
 // Changes are seen through file-system notifications on the files'
 // directories within fileSettle, and through a look at the files every
 // fileCheckInterval in any case.
-func (s *scheduler) syncFiles(ctx context.Context, m *Provider) {
+func (s *scheduler) syncFiles(ctx context.Context) {
 	defer s.finishAux()
-	deliver, stop := m.eventQueue(ctx)
+	deliver, stop := s.eventQueue(ctx)
 	defer stop()
 	fs := &fileSync{
-		m: m, byPath: map[string][]*Provider{}, dirs: map[string]bool{},
-		stamps: map[*Provider]fileStamp{}, pending: map[*Provider]bool{}, deliver: deliver,
+		s: s, byPath: map[string][]*entry{}, dirs: map[string]bool{},
+		stamps: map[*entry]fileStamp{}, pending: map[*entry]bool{}, deliver: deliver,
 	}
-	for _, q := range m.all() {
-		for _, path := range []string{q.cfg.CertPath, q.cfg.KeyPath} {
+	for _, q := range s.entries {
+		for _, path := range []string{q.c.cfg.CertPath, q.c.cfg.KeyPath} {
 			path = filepath.Clean(path)
 			fs.byPath[path] = append(fs.byPath[path], q)
 			fs.dirs[filepath.Dir(path)] = false
@@ -70,10 +70,10 @@ func (s *scheduler) syncFiles(ctx context.Context, m *Provider) {
 	var events <-chan fsnotify.Event
 	var watchErrs <-chan error
 	var w *fsnotify.Watcher
-	if !m.noFileNotify {
+	if !s.noFileNotify {
 		var err error
 		if w, err = fsnotify.NewWatcher(); err != nil {
-			m.logger.Debug().Err(err).Msg("no file-system notifications; certificate files are looked at periodically")
+			s.logger.Debug().Err(err).Msg("no file-system notifications; certificate files are looked at periodically")
 		} else {
 			defer w.Close()
 			events, watchErrs = w.Events, w.Errors
@@ -83,7 +83,7 @@ func (s *scheduler) syncFiles(ctx context.Context, m *Provider) {
 	// What changed while the watches were being set up.
 	fs.checkAll(ctx)
 
-	check := time.NewTimer(m.fileCheckEvery())
+	check := time.NewTimer(s.fileCheckEvery())
 	defer check.Stop()
 	var settle *time.Timer
 	var settled <-chan time.Time
@@ -120,7 +120,7 @@ func (s *scheduler) syncFiles(ctx context.Context, m *Provider) {
 				continue
 			}
 			// An overflow loses events: look at everything.
-			m.logger.Debug().Err(err).Msg("file-system notifications")
+			s.logger.Debug().Err(err).Msg("file-system notifications")
 			fs.checkAll(ctx)
 		case <-settled:
 			settled = nil
@@ -134,15 +134,15 @@ func (s *scheduler) syncFiles(ctx context.Context, m *Provider) {
 				fs.watch(w) // directories made since
 			}
 			fs.checkAll(ctx)
-			check.Reset(m.fileCheckEvery())
+			check.Reset(s.fileCheckEvery())
 		}
 	}
 }
 
 // fileCheckEvery is the interval of the periodic look at the files.
-func (p *Provider) fileCheckEvery() time.Duration {
-	if p.fileCheck > 0 {
-		return p.fileCheck
+func (s *scheduler) fileCheckEvery() time.Duration {
+	if s.fileCheck > 0 {
+		return s.fileCheck
 	}
 	return fileCheckInterval
 }
@@ -155,7 +155,7 @@ func (fs *fileSync) watch(w *fsnotify.Watcher) {
 			continue
 		}
 		if err := w.Add(dir); err != nil {
-			fs.m.logger.Debug().Err(err).Str("dir", dir).Msg("cannot watch the certificate directory; looking at it periodically")
+			fs.s.logger.Debug().Err(err).Str("dir", dir).Msg("cannot watch the certificate directory; looking at it periodically")
 			continue
 		}
 		fs.dirs[dir] = true
@@ -163,10 +163,10 @@ func (fs *fileSync) watch(w *fsnotify.Watcher) {
 }
 
 // stamp looks at q's two files.
-func (fs *fileSync) stamp(ctx context.Context, q *Provider) fileStamp {
+func (fs *fileSync) stamp(ctx context.Context, q *entry) fileStamp {
 	var st fileStamp
-	for i, key := range []string{q.cfg.CertPath, q.cfg.KeyPath} {
-		info, err := q.storage.Stat(ctx, key)
+	for i, key := range []string{q.c.cfg.CertPath, q.c.cfg.KeyPath} {
+		info, err := q.c.storage.Stat(ctx, key)
 		st[i] = statResult{info: info, ok: err == nil}
 	}
 	return st
@@ -174,7 +174,7 @@ func (fs *fileSync) stamp(ctx context.Context, q *Provider) fileStamp {
 
 // checkAll reloads the certificates whose files changed since last seen.
 func (fs *fileSync) checkAll(ctx context.Context) {
-	for _, q := range fs.m.all() {
+	for _, q := range fs.s.entries {
 		if ctx.Err() != nil {
 			return
 		}
@@ -192,15 +192,15 @@ func (fs *fileSync) checkAll(ctx context.Context) {
 // another than the one served. A pair that does not load is read again a
 // few times, in case a store was between its two renames, before the
 // problem is logged (the certificate served stays).
-func (fs *fileSync) reload(ctx context.Context, q *Provider) {
+func (fs *fileSync) reload(ctx context.Context, q *entry) {
 	for try := 1; ; try++ {
 		if ctx.Err() != nil {
 			return
 		}
-		events, err := q.reloadEvents(ctx)
+		events, err := fs.s.reload(ctx, q)
 		fs.deliver(events)
 		if err == nil || try == fileReloadTries || !errors.Is(err, ErrMissingCertificate) {
-			q.logReloadError(ctx, err)
+			q.c.logReloadError(ctx, err)
 			return
 		}
 		t := time.NewTimer(fileSettle)

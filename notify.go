@@ -3,11 +3,10 @@ package autocert
 import (
 	"context"
 	"crypto/x509"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/autocert-dev/autocert/internal/redact"
+	"github.com/rs/zerolog"
 )
 
 // Notifier receives the events of a Provider: certificates obtained and
@@ -43,265 +42,35 @@ func WithNotifier(n Notifier) Option {
 // notifyTimeout bounds the delivery of one event to one Notifier.
 const notifyTimeout = 30 * time.Second
 
-// EventKind names a kind of Event, for receivers that do not switch on the
-// Go type (JSON, templates).
-type EventKind string
-
-// The kinds of Event.
-const (
-	KindObtained      EventKind = "obtained"
-	KindRenewed       EventKind = "renewed"
-	KindRenewalFailed EventKind = "renewal_failed"
-	KindExpiring      EventKind = "expiring"
-	KindExpirySummary EventKind = "expiry_summary"
-	KindReloaded      EventKind = "reloaded"
-)
-
-// Event is what a Notifier receives: one of *CertObtained, *CertRenewed,
-// *CertReloaded, *RenewalFailed, *CertExpiring and *ExpirySummary. Each marshals to JSON
-// with snake_case keys.
-type Event interface {
-	// Kind names the event.
-	Kind() EventKind
-	// Title is a one-line summary, such as "certificate renewed: main".
-	Title() string
-	// Message describes the event in a few lines of plain text.
-	Message() string
-}
-
-// CertObtained is sent when a certificate is obtained where none was
-// served before (first start, or the previous one could not be loaded).
-type CertObtained struct {
-	Provider  string    `json:"provider"`
-	Domains   []string  `json:"domains"`
-	Serial    string    `json:"serial"`
-	NotBefore time.Time `json:"not_before"`
-	NotAfter  time.Time `json:"not_after"`
-	Time      time.Time `json:"time"`
-}
-
-// CertRenewed is sent when a served certificate has been replaced by a new
-// one, which is now served.
-type CertRenewed struct {
-	Provider string   `json:"provider"`
-	Domains  []string `json:"domains"`
-	// Reason says why it was renewed, such as "renewal window suggested by
-	// the CA" or "forced".
-	Reason           string    `json:"reason"`
-	Serial           string    `json:"serial"`
-	NotBefore        time.Time `json:"not_before"`
-	NotAfter         time.Time `json:"not_after"`
-	PreviousSerial   string    `json:"previous_serial"`
-	PreviousNotAfter time.Time `json:"previous_not_after"`
-	Time             time.Time `json:"time"`
-}
-
-// CertReloaded is sent when a certificate read from storage replaces the
-// one served (or is the first served) without this Provider having
-// obtained it: with a storage shared by several instances, the instances
-// that did not order a certificate send it when they swap in the one
-// another instance obtained, after writing its files; with "local"
-// certificates, when another tool replaced the files. A program that
-// reloads a server reading the certificate files does so on this event as
-// on CertObtained and CertRenewed.
-type CertReloaded struct {
-	Provider  string    `json:"provider"`
-	Domains   []string  `json:"domains"`
-	Serial    string    `json:"serial"`
-	NotBefore time.Time `json:"not_before"`
-	NotAfter  time.Time `json:"not_after"`
-	// PreviousSerial is the serial of the certificate served before; ""
-	// when none was.
-	PreviousSerial string    `json:"previous_serial,omitempty"`
-	Time           time.Time `json:"time"`
-}
-
-// RenewalFailed is sent when an attempt to obtain or renew a certificate
-// failed. The certificate served before, if any, is still served.
-type RenewalFailed struct {
-	Provider string   `json:"provider"`
-	Domains  []string `json:"domains"`
-	// Err is the failure; it wraps ErrObtain and the cause, so errors.Is
-	// and errors.As work, while its message hides secrets.
-	Err error `json:"-"`
-	// Error is the message of Err.
-	Error string `json:"error"`
-	// Failures counts the consecutive failed attempts, this one included.
-	Failures int `json:"failures"`
-	// RetryAt is when the next attempt is due, unless one is forced.
-	RetryAt time.Time `json:"retry_at"`
-	// NotAfter is the expiry of the certificate still served; zero when
-	// there is none.
-	NotAfter time.Time `json:"not_after,omitzero"`
-	Time     time.Time `json:"time"`
-}
-
-// CertExpiring is sent when a certificate nears its expiry without a
-// replacement: an ACME certificate that will expire before its next
-// renewal attempt, or a "local" certificate that is inside its renewal
-// window (another tool should have replaced it by now).
-type CertExpiring struct {
-	Provider string    `json:"provider"`
-	Domains  []string  `json:"domains"`
-	Serial   string    `json:"serial"`
-	NotAfter time.Time `json:"not_after"`
-	// Reason explains the warning.
-	Reason string    `json:"reason"`
-	Time   time.Time `json:"time"`
-}
-
-// ExpirySummary lists when each certificate expires; it is sent when
-// ScheduleRenewalAll starts.
-type ExpirySummary struct {
-	Certificates []CertExpiry `json:"certificates"`
-	Time         time.Time    `json:"time"`
-}
-
-// CertExpiry is one line of an ExpirySummary.
-type CertExpiry struct {
-	Provider string    `json:"provider"`
-	Domains  []string  `json:"domains"`
-	Serial   string    `json:"serial,omitempty"`
-	NotAfter time.Time `json:"not_after,omitzero"` // zero when no certificate is served
-}
-
-// Kind returns KindObtained.
-func (*CertObtained) Kind() EventKind { return KindObtained }
-
-// Title returns a one-line summary.
-func (e *CertObtained) Title() string { return "certificate obtained: " + e.Provider }
-
-// Message describes the event.
-func (e *CertObtained) Message() string {
-	return fmt.Sprintf("Domains: %s\nSerial: %s\nExpires: %s",
-		strings.Join(e.Domains, ", "), e.Serial, e.NotAfter.UTC().Format(time.RFC3339))
-}
-
-// Kind returns KindRenewed.
-func (*CertRenewed) Kind() EventKind { return KindRenewed }
-
-// Title returns a one-line summary.
-func (e *CertRenewed) Title() string { return "certificate renewed: " + e.Provider }
-
-// Message describes the event.
-func (e *CertRenewed) Message() string {
-	return fmt.Sprintf("Domains: %s\nReason: %s\nSerial: %s\nExpires: %s\nPrevious serial: %s (expiring %s)",
-		strings.Join(e.Domains, ", "), e.Reason, e.Serial, e.NotAfter.UTC().Format(time.RFC3339),
-		e.PreviousSerial, e.PreviousNotAfter.UTC().Format(time.RFC3339))
-}
-
-// Kind returns KindReloaded.
-func (*CertReloaded) Kind() EventKind { return KindReloaded }
-
-// Title returns a one-line summary.
-func (e *CertReloaded) Title() string { return "certificate reloaded from storage: " + e.Provider }
-
-// Message describes the event.
-func (e *CertReloaded) Message() string {
-	msg := fmt.Sprintf("Domains: %s\nSerial: %s\nExpires: %s",
-		strings.Join(e.Domains, ", "), e.Serial, e.NotAfter.UTC().Format(time.RFC3339))
-	if e.PreviousSerial != "" {
-		msg += "\nPrevious serial: " + e.PreviousSerial
-	}
-	return msg
-}
-
-// Kind returns KindRenewalFailed.
-func (*RenewalFailed) Kind() EventKind { return KindRenewalFailed }
-
-// Title returns a one-line summary.
-func (e *RenewalFailed) Title() string { return "certificate renewal failed: " + e.Provider }
-
-// Message describes the event.
-func (e *RenewalFailed) Message() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Domains: %s\nError: %s\nConsecutive failures: %d\nNext attempt: %s",
-		strings.Join(e.Domains, ", "), e.Error, e.Failures, e.RetryAt.UTC().Format(time.RFC3339))
-	if e.NotAfter.IsZero() {
-		b.WriteString("\nNo certificate is being served.")
-	} else {
-		fmt.Fprintf(&b, "\nThe current certificate is still served; it expires %s.", e.NotAfter.UTC().Format(time.RFC3339))
-	}
-	return b.String()
-}
-
-// Kind returns KindExpiring.
-func (*CertExpiring) Kind() EventKind { return KindExpiring }
-
-// Title returns a one-line summary.
-func (e *CertExpiring) Title() string { return "certificate expiring: " + e.Provider }
-
-// Message describes the event.
-func (e *CertExpiring) Message() string {
-	return fmt.Sprintf("Domains: %s\nSerial: %s\nExpires: %s\n%s",
-		strings.Join(e.Domains, ", "), e.Serial, e.NotAfter.UTC().Format(time.RFC3339), e.Reason)
-}
-
-// Kind returns KindExpirySummary.
-func (*ExpirySummary) Kind() EventKind { return KindExpirySummary }
-
-// Title returns a one-line summary.
-func (e *ExpirySummary) Title() string {
-	if len(e.Certificates) == 1 {
-		return "certificate expiries: 1 certificate"
-	}
-	return fmt.Sprintf("certificate expiries: %d certificates", len(e.Certificates))
-}
-
-// Message lists the certificates, one a line.
-func (e *ExpirySummary) Message() string {
-	lines := make([]string, len(e.Certificates))
-	for i, c := range e.Certificates {
-		when := "no certificate"
-		if !c.NotAfter.IsZero() {
-			when = "expires " + c.NotAfter.UTC().Format(time.RFC3339)
-		}
-		lines[i] = fmt.Sprintf("%s (%s): %s", c.Provider, strings.Join(c.Domains, ", "), when)
-	}
-	return strings.Join(lines, "\n")
+// notifier delivers events to the Notifiers of a Provider, logging their
+// errors.
+type notifier struct {
+	notifiers []Notifier
+	logger    zerolog.Logger
+	scrubber  *redact.Scrubber // the secrets of every certificate's config
 }
 
 // notifyAll delivers events in order.
-func (p *Provider) notifyAll(ctx context.Context, events []Event) {
+func (n *notifier) notifyAll(ctx context.Context, events []Event) {
 	for _, e := range events {
-		p.notify(ctx, e)
+		n.notify(ctx, e)
 	}
 }
 
 // notify delivers e to every Notifier. It is given a context that is not
 // cancelled with ctx (an event about work that finished after its parent
-// ended is still delivered) but ends after notifyTimeout.
-func (p *Provider) notify(ctx context.Context, e Event) {
-	for _, n := range p.notifiers {
+// ended is still delivered) but ends after notifyTimeout. Errors are
+// logged without the config's secrets.
+func (n *notifier) notify(ctx context.Context, e Event) {
+	for _, to := range n.notifiers {
 		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
-		err := n.Notify(nctx, e)
+		err := to.Notify(nctx, e)
 		cancel()
 		if err != nil {
-			p.logger.Warn().Str("event", string(e.Kind())).Str("error", p.scrub(err.Error())).Msg("notification failed")
+			n.logger.Warn().Str("event", string(e.Kind())).Str("error", n.scrubber.Scrub(err.Error())).Msg("notification failed")
 		}
 	}
 }
-
-// scrub removes the provider's secrets (DNS provider options, EAB HMAC
-// key, storage DSN and its password) from a message, in the forms an API
-// reflects them too (see package internal/redact).
-func (p *Provider) scrub(msg string) string {
-	secrets := append(optionValues(p.cfg.Options), p.cfg.EABHmac.Value())
-	if p.cfg.Storage != nil {
-		secrets = append(secrets, redact.DSNSecrets(p.cfg.Storage.DSN.Value())...)
-	}
-	return redact.New(secrets...).Scrub(msg)
-}
-
-// scrubbedError is an error whose message has secrets removed; it unwraps
-// to the original, so errors.Is and errors.As still see the cause.
-type scrubbedError struct {
-	msg string
-	err error
-}
-
-func (e *scrubbedError) Error() string { return e.msg }
-func (e *scrubbedError) Unwrap() error { return e.err }
 
 // serialHex formats a serial number as CertInfo does.
 func serialHex(c *x509.Certificate) string { return c.SerialNumber.Text(16) }

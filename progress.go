@@ -2,6 +2,7 @@ package autocert
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -46,9 +47,9 @@ type Progress struct {
 func WithProgress(f func(Progress)) Option { return func(s *settings) { s.progress = f } }
 
 // report sends a progress report, when someone listens.
-func (p *Provider) report(step Step, domain, detail string, elapsed time.Duration) {
-	if p.progress != nil {
-		p.progress(Progress{Provider: p.name, Step: step, Domain: domain, Detail: detail, Elapsed: elapsed})
+func (c *certificate) report(step Step, domain, detail string, elapsed time.Duration) {
+	if c.progress != nil {
+		c.progress(Progress{Provider: c.name, Step: step, Domain: domain, Detail: detail, Elapsed: elapsed})
 	}
 }
 
@@ -56,13 +57,13 @@ func (p *Provider) report(step Step, domain, detail string, elapsed time.Duratio
 // provider's propagation timing.
 type progressDNS struct {
 	challenge.Provider
-	p *Provider
+	c *certificate
 }
 
 func (d progressDNS) Present(domain, token, keyAuth string) error {
 	err := d.Provider.Present(domain, token, keyAuth)
 	if err == nil {
-		d.p.report(StepPresent, domain, "", 0)
+		d.c.report(StepPresent, domain, "", 0)
 	}
 	return err
 }
@@ -70,7 +71,7 @@ func (d progressDNS) Present(domain, token, keyAuth string) error {
 func (d progressDNS) CleanUp(domain, token, keyAuth string) error {
 	err := d.Provider.CleanUp(domain, token, keyAuth)
 	if err == nil {
-		d.p.report(StepCleanUp, domain, "", 0)
+		d.c.report(StepCleanUp, domain, "", 0)
 	}
 	return err
 }
@@ -92,11 +93,11 @@ func (d sequentialProgressDNS) Sequential() time.Duration {
 }
 
 // withProgress wraps the DNS provider when progress is reported.
-func (p *Provider) withProgress(dns challenge.Provider) challenge.Provider {
-	if p.progress == nil {
+func (c *certificate) withProgress(dns challenge.Provider) challenge.Provider {
+	if c.progress == nil {
 		return dns
 	}
-	w := progressDNS{dns, p}
+	w := progressDNS{dns, c}
 	if _, ok := dns.(interface{ Sequential() time.Duration }); ok {
 		return sequentialProgressDNS{w}
 	}
@@ -136,7 +137,7 @@ func (c *propagationClock) done(fqdn string) {
 // a payload with a "csr" finalizes an order.
 type progressTransport struct {
 	base http.RoundTripper
-	p    *Provider
+	c    *certificate
 }
 
 func (t progressTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -163,9 +164,9 @@ func (t progressTransport) inspect(jws []byte) {
 	}
 	switch {
 	case bytes.Equal(payload, []byte("{}")):
-		t.p.report(StepValidation, "", "", 0)
+		t.c.report(StepValidation, "", "", 0)
 	case bytes.Contains(payload, []byte(`"csr"`)):
-		t.p.report(StepFinalize, "", "", 0)
+		t.c.report(StepFinalize, "", "", 0)
 	}
 }
 
@@ -204,4 +205,30 @@ func (pr Progress) String() string {
 		}
 	}
 	return pr.Provider + ": " + what
+}
+
+// dnsOptions makes lego check propagation with c's own resolvers (never
+// lego's process-wide list, which two Providers would fight over), and
+// stop waiting once ctx ends: the check then reports the record visible,
+// and the request to the CA that follows fails with ctx's error.
+func (c *certificate) dnsOptions(ctx context.Context) []dns01.ChallengeOption {
+	resolvers := c.cfg.Resolvers
+	var started propagationClock
+	return []dns01.ChallengeOption{
+		dns01.WrapPreCheck(func(domain, fqdn, value string, check dns01.PreCheckFunc) (ok bool, err error) {
+			if ctx.Err() != nil {
+				return true, nil
+			}
+			c.report(StepPropagation, domain, "waiting for "+fqdn, started.elapsed(fqdn, time.Now()))
+			if len(resolvers) == 0 {
+				ok, err = check(fqdn, value)
+			} else {
+				ok, err = txtVisible(ctx, resolvers, fqdn, value)
+			}
+			if ok {
+				started.done(fqdn)
+			}
+			return ok, err
+		}),
+	}
 }

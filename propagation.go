@@ -1,6 +1,7 @@
 package autocert
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -15,9 +16,9 @@ const dnsQueryTimeout = 5 * time.Second
 // with value among its values. An unreachable resolver is an error (the
 // caller polls again); a resolver that does not have the value yet is
 // simply false.
-func txtVisible(resolvers []string, fqdn, value string) (bool, error) {
+func txtVisible(ctx context.Context, resolvers []string, fqdn, value string) (bool, error) {
 	for _, ns := range resolvers {
-		values, err := lookupTXT(ns, fqdn)
+		values, err := lookupTXT(ctx, ns, fqdn)
 		if err != nil {
 			return false, err
 		}
@@ -36,17 +37,17 @@ func txtVisible(resolvers []string, fqdn, value string) (bool, error) {
 }
 
 // lookupTXT asks one resolver for the TXT values of fqdn, over UDP and, if
-// the answer is truncated, over TCP.
-func lookupTXT(resolver, fqdn string) ([]string, error) {
+// the answer is truncated, over TCP, giving up when ctx ends.
+func lookupTXT(ctx context.Context, resolver, fqdn string) ([]string, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(fqdn), dns.TypeTXT)
 	m.RecursionDesired = true
 	m.SetEdns0(4096, false)
 	c := &dns.Client{Net: "udp", Timeout: dnsQueryTimeout}
-	in, _, err := c.Exchange(m, resolver)
+	in, _, err := c.ExchangeContext(ctx, m, resolver)
 	if err == nil && in.Truncated {
 		c.Net = "tcp"
-		in, _, err = c.Exchange(m, resolver)
+		in, _, err = c.ExchangeContext(ctx, m, resolver)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("DNS resolver %s: TXT %s: %w", resolver, fqdn, err)

@@ -1,7 +1,6 @@
 package autocert
 
 import (
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,31 +16,6 @@ import (
 
 // pseudoValidity is the lifetime of a self-signed "pseudo" certificate.
 const pseudoValidity = 90 * 24 * time.Hour
-
-// makePseudo creates, stores and serves a self-signed certificate for the
-// configured domains, for development without a CA.
-func (p *Provider) makePseudo(ctx context.Context) error {
-	certPEM, keyPEM, err := selfSigned(p.cfg.Domains, p.cfg.CertificateKeyType, p.clock.Now())
-	if err != nil {
-		return err
-	}
-	cert, err := parseKeyPair(certPEM, keyPEM)
-	if err != nil {
-		return err
-	}
-	p.serveMu.Lock()
-	defer p.serveMu.Unlock()
-	err = p.storage.Store(ctx,
-		Entry{Key: p.cfg.CertPath, Value: certPEM},
-		Entry{Key: p.cfg.KeyPath, Value: keyPEM, Private: true},
-	)
-	if err != nil {
-		return fmt.Errorf("saving self-signed certificate: %w", err)
-	}
-	p.serveLocked(storedCert{cert, certPEM, keyPEM})
-	p.logger.Info().Strs("domains", p.cfg.Domains).Msg("self-signed certificate created")
-	return nil
-}
 
 // newPrivateKey makes a key of a config key type (EC256 when empty).
 func newPrivateKey(keyType string) (crypto.Signer, error) {

@@ -66,14 +66,3 @@ func (c StorageConfig) Format(f fmt.State, verb rune) {
 	}
 	fmt.Fprintf(f, "{Type:%s DSN:%s}", c.Type, c.DSN)
 }
-
-// Format implements fmt.Formatter: a Provider prints as its name and
-// domains, whatever the verb, never the configuration it holds (whose
-// secrets fmt could not hide once reached through an unexported field).
-func (p *Provider) Format(f fmt.State, verb rune) {
-	if p == nil {
-		fmt.Fprint(f, "<nil>")
-		return
-	}
-	fmt.Fprintf(f, "autocert.Provider{%s %v, %d extra}", p.name, p.cfg.Domains, len(p.extraProviders))
-}

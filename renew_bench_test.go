@@ -44,25 +44,26 @@ func benchProvider(b *testing.B, n int) *Provider {
 	}
 	s := settings{logger: zerolog.Nop(), storage: nothingStored{}, clock: systemClock{}}
 	now := time.Now()
-	var main *Provider
+	p := &Provider{}
 	for i := range n {
 		name := fmt.Sprintf("host%d.example.com", i)
 		cfg := &Config{Provider: ProviderPseudo, Domains: []string{name},
 			CertPath: "certs/" + name + ".crt", KeyPath: "certs/" + name + ".key"}
-		p := &Provider{name: fmt.Sprintf("extra[%d]", i-1), cfg: cfg, settings: s, logger: s.logger,
+		c := &certificate{name: fmt.Sprintf("extra[%d]", i-1), cfg: cfg, storage: s.storage, clock: s.clock,
+			logger: s.logger, sni: &p.sni,
 			failureKey: failureKey(cfg.CertPath, cfg.KeyPath), ariKey: ariKey(cfg.CertPath, cfg.KeyPath)}
+		if i == 0 {
+			c.name = "main"
+		}
 		notBefore := now.Add(-time.Duration(mrand.Int64N(int64(59 * day))))
 		leaf := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 1)), DNSNames: cfg.Domains,
 			NotBefore: notBefore, NotAfter: notBefore.Add(90 * day)}
-		p.cert.Store(&tls.Certificate{Leaf: leaf, PrivateKey: key})
-		if main == nil {
-			p.name, main = "main", p
-		} else {
-			main.extraProviders = append(main.extraProviders, p)
-		}
-		p.main = main
+		c.served.Store(&tls.Certificate{Leaf: leaf, PrivateKey: key})
+		p.certs = append(p.certs, c)
 	}
-	return main
+	p.sni.certs = p.certs
+	p.sched = newScheduler(&s, p.certs)
+	return p
 }
 
 func heapInUse() uint64 {
@@ -92,13 +93,13 @@ func idleCPU() float64 {
 // waitIdle waits until the scheduler has looked at every certificate once
 // and no worker runs.
 func waitIdle(b *testing.B, p *Provider) {
-	s := p.scheduler()
+	s := p.sched
 	deadline := time.Now().Add(time.Minute)
 	for {
 		s.mu.Lock()
 		done := s.active == 0
-		for _, q := range p.all() {
-			done = done && q.rs.loaded && !q.rs.busy
+		for _, e := range s.entries {
+			done = done && e.rs.loaded && !e.rs.busy
 		}
 		s.mu.Unlock()
 		if done {
@@ -136,8 +137,8 @@ func BenchmarkScheduler10k(b *testing.B) {
 
 	schedCPU := idleCPU()
 
-	s := p.scheduler()
-	all := p.all()
+	s := p.sched
+	all := s.entries
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
@@ -152,7 +153,7 @@ func BenchmarkScheduler10k(b *testing.B) {
 	<-p.SchedulerDone()
 
 	b.ReportMetric(float64(goroutines), "goroutines")
-	// The scheduler's state of a certificate lives in its Provider; the
+	// The scheduler's state of a certificate lives in its entry; the
 	// queue adds a pointer.
 	b.ReportMetric(float64(unsafe.Sizeof(renewState{}))+float64(int64(scheduled)-int64(built))/n, "sched-B/cert")
 	b.ReportMetric(float64(int64(scheduled)-int64(base))/n, "total-B/cert")

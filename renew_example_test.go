@@ -39,6 +39,7 @@ func ExampleProvider_ScheduleRenewalAll() {
 	if err := p.ObtainCertIfNotExistsAll(); err != nil {
 		log.Fatal(err)
 	}
+	fmt.Println((<-events).Title())
 
 	ctx, cancel := context.WithCancel(context.Background())
 	p.ScheduleRenewalAll(autocert.ContextParent(ctx))
@@ -54,6 +55,7 @@ func ExampleProvider_ScheduleRenewalAll() {
 	cancel()
 	<-p.SchedulerDone()
 	// Output:
+	// certificate obtained: main
 	// certificate expiries: 1 certificate
 	// main forced renewal succeeded: true
 	// certificate renewed: main

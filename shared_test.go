@@ -312,50 +312,24 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
-// TestProviderStorageOwnership: a Provider closes the storage
-// GetLegoConfig opened for its User, also when WithStorage replaced it,
-// and never one given with WithStorage; a NewProvider that fails closes
-// what it took over.
+// TestProviderStorageOwnership: a storage given with WithStorage is the
+// one the certificates use, and the caller's: Close never closes it. (New
+// closing the storage it opened from the storage block is tested with a
+// real database in storage/postgres.)
 func TestProviderStorageOwnership(t *testing.T) {
 	cfg := sharedTestConfig(t.TempDir())
-
-	opened := &closingMem{acctMemStorage: newAcctMemStorage()}
-	p, err := NewProvider(cfg, &User{opened: opened}, nil, WithLogger(zerolog.Nop()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.storage != Storage(opened) {
-		t.Fatalf("the Provider uses %T, not the storage GetLegoConfig opened", p.storage)
-	}
-	if err := p.Close(); err != nil || opened.closes() != 1 {
-		t.Fatalf("Close: %v, storage closed %d times, want once", err, opened.closes())
-	}
-	if err := p.Close(); err != nil || opened.closes() != 1 {
-		t.Fatalf("second Close: %v, storage closed %d times, want once", err, opened.closes())
-	}
-
-	opened = &closingMem{acctMemStorage: newAcctMemStorage()}
 	mine := &closingMem{acctMemStorage: newAcctMemStorage()}
-	p, err = NewProvider(cfg, &User{opened: opened}, nil, WithStorage(mine), WithLogger(zerolog.Nop()))
+	p, err := New(context.Background(), cfg, WithStorage(mine), WithLogger(zerolog.Nop()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.storage != Storage(mine) {
-		t.Fatal("WithStorage did not override")
+	for _, c := range p.certs {
+		if c.storage != Storage(mine) {
+			t.Fatalf("%s uses %T, not the storage given", c.name, c.storage)
+		}
 	}
-	p.Close()
-	if opened.closes() != 1 || mine.closes() != 0 {
-		t.Errorf("closed: taken over %d, caller's %d; want 1 and 0", opened.closes(), mine.closes())
-	}
-
-	opened = &closingMem{acctMemStorage: newAcctMemStorage()}
-	bad := sharedTestConfig(t.TempDir())
-	bad.Domains = []string{"exa mple.test"}
-	if _, err := NewProvider(bad, &User{opened: opened}, nil); err == nil {
-		t.Fatal("invalid config accepted")
-	}
-	if opened.closes() != 1 {
-		t.Errorf("a failed NewProvider closed the storage it took over %d times, want once", opened.closes())
+	if err := p.Close(); err != nil || mine.closes() != 0 {
+		t.Errorf("Close: %v; the caller's storage closed %d times, want never", err, mine.closes())
 	}
 }
 
@@ -413,13 +387,14 @@ func TestScrubDSN(t *testing.T) {
 		{"postgres://u:p%40ss%2Fw0rd@h/db", "password p@ss/w0rd rejected", "p@ss/w0rd"},
 		{"host=h user=u password='s3cr3t!' dbname=d", "bad setting password='s3cr3t!'", "s3cr3t!"},
 	} {
-		got := scrubDSN(tc.msg, tc.dsn)
+		got := dsnScrubber(tc.dsn).Scrub(tc.msg)
 		if strings.Contains(got, tc.secret) {
-			t.Errorf("scrubDSN(%q) = %q, still shows the secret", tc.msg, got)
+			t.Errorf("scrubbing %q = %q, still shows the secret", tc.msg, got)
 		}
 	}
-	err := &scrubbedError{scrubDSN("x", "postgres://u:pw12@h"), errors.New("cause")}
-	if errors.Unwrap(err) == nil {
-		t.Error("scrubbed error does not unwrap")
+	cause := errors.New("cannot reach postgres://u:pw12@h")
+	err := dsnScrubber("postgres://u:pw12@h").Error(cause)
+	if !errors.Is(err, cause) || strings.Contains(err.Error(), "pw12") {
+		t.Errorf("scrubbed error %q does not unwrap to its cause, or shows the password", err)
 	}
 }

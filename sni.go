@@ -6,6 +6,8 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // ErrNoCertificate is returned by GetCert while no certificate is loaded.
@@ -41,22 +43,29 @@ type sniNode struct {
 	numeric bool             // the name holds only digits and dots
 }
 
-// publish rebuilds the SNI snapshot from the certificates served by main
-// and the extras, in configured order, and swaps it in. Concurrent calls
-// coalesce: a call that finds the snapshot already built from the current
-// certificates does nothing.
-func (p *Provider) publish() {
-	p.publishMu.Lock()
-	defer p.publishMu.Unlock()
-	all := p.all()
-	certs := make([]*tls.Certificate, len(all))
-	for i, q := range all {
-		certs[i] = q.cert.Load()
+// sniIndex owns the snapshot GetCert reads. The certificates of a
+// Provider publish to it whenever the certificate one serves changes.
+type sniIndex struct {
+	snap  atomic.Pointer[sniSnapshot]
+	mu    sync.Mutex     // one rebuild at a time
+	certs []*certificate // main first, then the extras; set once by New
+}
+
+// publish rebuilds the snapshot from the certificates served, in
+// configured order, and swaps it in. Concurrent calls coalesce: a call
+// that finds the snapshot already built from the current certificates
+// does nothing.
+func (x *sniIndex) publish() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	certs := make([]*tls.Certificate, len(x.certs))
+	for i, c := range x.certs {
+		certs[i] = c.current()
 	}
-	if s := p.sni.Load(); s != nil && slices.Equal(s.from, certs) {
+	if s := x.snap.Load(); s != nil && slices.Equal(s.from, certs) {
 		return
 	}
-	p.sni.Store(newSNISnapshot(certs))
+	x.snap.Store(newSNISnapshot(certs))
 }
 
 // newSNISnapshot indexes the names of certs, given in configured order
@@ -293,11 +302,7 @@ func isIPLiteral[S string | []byte](s S) bool {
 // renewed or reloaded. It returns ErrNoCertificate, and only then a nil
 // certificate, while no certificate is loaded at all.
 func (p *Provider) GetCert(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	m := p
-	if p.main != nil {
-		m = p.main
-	}
-	s := m.sni.Load()
+	s := p.sni.snap.Load()
 	if s == nil || s.main == nil {
 		return nil, ErrNoCertificate
 	}

@@ -37,11 +37,12 @@ func newSNIBench(b *testing.B, n int) *sniBench {
 	// and NewProvider's config merging costs O(n) per extra.
 	p := sniProvider(b, 0)
 	for i := 1; i < n; i++ {
-		p.extraProviders = append(p.extraProviders, &Provider{name: fmt.Sprintf("extra[%d]", i-1), main: p})
+		p.certs = append(p.certs, &certificate{name: fmt.Sprintf("extra[%d]", i-1), sni: &p.sni})
 	}
+	p.sni.certs = p.certs
 	w := &sniBench{p: p, lower: make(map[string]*tls.Certificate), asks: make(map[string][]string)}
 	var exact, wild []string // wild holds the parents of the wildcards
-	for i, q := range p.all() {
+	for i, q := range p.certs {
 		var names []string
 		if n == 1 || i%2 == 0 {
 			names = append(names, fmt.Sprintf("svc-%d.example.com", i))
@@ -50,7 +51,7 @@ func newSNIBench(b *testing.B, n int) *sniBench {
 			names = append(names, fmt.Sprintf("*.tenant-%d.example.net", i))
 		}
 		c := sniCert(b, key, "", names...)
-		q.cert.Store(c) // published once below: n rebuilds would be quadratic
+		q.served.Store(c) // published once below: n rebuilds would be quadratic
 		for _, name := range names {
 			w.lower[name] = c
 			if parent, ok := strings.CutPrefix(name, "*."); ok {
@@ -60,8 +61,8 @@ func newSNIBench(b *testing.B, n int) *sniBench {
 			}
 		}
 	}
-	p.publish()
-	w.main = p.cert.Load()
+	p.sni.publish()
+	w.main = p.certs[0].current()
 
 	r := rand.New(rand.NewPCG(1, uint64(n)))
 	for i := range sniBenchAsks {

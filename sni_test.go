@@ -110,7 +110,7 @@ func sniServe(t testing.TB, specs ...*sniCertSpec) (*Provider, []*tls.Certificat
 	key := sniKey(t)
 	p := sniProvider(t, len(specs)-1)
 	certs := make([]*tls.Certificate, len(specs))
-	for i, q := range p.all() {
+	for i, q := range p.certs {
 		if specs[i] == nil {
 			continue
 		}
@@ -122,9 +122,9 @@ func sniServe(t testing.TB, specs ...*sniCertSpec) (*Provider, []*tls.Certificat
 
 // servedBy names the provider whose certificate c is: "main", "extra[N]".
 func servedBy(p *Provider, certs []*tls.Certificate, c *tls.Certificate) string {
-	for i, q := range p.all() {
+	for i, q := range p.certs {
 		if c != nil && certs[i] == c {
-			return q.GetName()
+			return q.name
 		}
 	}
 	if c == nil {
@@ -391,12 +391,12 @@ func TestGetCert(t *testing.T) {
 				if got := servedBy(p, certs, c); got != want {
 					t.Errorf("GetCert(%q) = certificate of %s, want %s", server, got, want)
 				}
-				if err := sniCheckVerifies(certs, p.sni.Load().main, server, c); err != nil {
+				if err := sniCheckVerifies(certs, p.sni.snap.Load().main, server, c); err != nil {
 					t.Error(err)
 				}
 			}
 			c, err := p.GetCert(nil)
-			if err != nil || c == nil || c != p.sni.Load().main {
+			if err != nil || c == nil || c != p.sni.snap.Load().main {
 				t.Errorf("GetCert(nil) = %s, %v; want the main certificate", servedBy(p, certs, c), err)
 			}
 		})
@@ -413,21 +413,6 @@ func TestGetCertNoCertificate(t *testing.T) {
 	}
 }
 
-// TestGetCertOnExtra: GetCert of an extra answers like that of main.
-func TestGetCertOnExtra(t *testing.T) {
-	p, certs := sniServe(t, sniNames("example.com"), sniNames("api.example.com"))
-	extra := p.extraProviders[0]
-	for server, want := range map[string]string{"api.example.com": "extra[0]", "example.com": "main", "": "main"} {
-		c, err := extra.GetCert(&tls.ClientHelloInfo{ServerName: server})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := servedBy(p, certs, c); got != want {
-			t.Errorf("extra GetCert(%q) = certificate of %s, want %s", server, got, want)
-		}
-	}
-}
-
 // TestGetCertFollowsRenewal: when a certificate is replaced, its names go
 // to the new one, names it no longer holds fall back, and the other
 // certificates keep theirs.
@@ -435,7 +420,7 @@ func TestGetCertFollowsRenewal(t *testing.T) {
 	key := sniKey(t)
 	p, certs := sniServe(t, sniNames("example.com"), sniNames("old.example.com", "*.api.example.com"), sniNames("keep.example.com"))
 	renewed := sniCert(t, key, "", "new.example.com", "*.api.example.com")
-	p.extraProviders[0].setCert(renewed)
+	p.certs[1].setCert(renewed)
 
 	get := func(server string) *tls.Certificate {
 		c, err := p.GetCert(&tls.ClientHelloInfo{ServerName: server})
@@ -498,7 +483,7 @@ func TestGetCertSwapUnderLoad(t *testing.T) {
 			roots.AddCert(c.Leaf)
 			pool[i] = append(pool[i], c)
 		}
-		p.all()[i].setCert(pool[i][0])
+		p.certs[i].setCert(pool[i][0])
 	}
 
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", p.TLSConfig())
@@ -541,7 +526,7 @@ func TestGetCertSwapUnderLoad(t *testing.T) {
 				}
 			default:
 			}
-			for j, q := range p.all() {
+			for j, q := range p.certs {
 				q.setCert(pool[j][i%versions])
 				swaps.Add(1)
 			}
@@ -651,7 +636,7 @@ func TestGetCertVerifiesLikeX509(t *testing.T) {
 	hits := 0
 	for range rounds {
 		certs := make([]*tls.Certificate, slots)
-		for i, q := range p.all() {
+		for i, q := range p.certs {
 			if r.IntN(6) > 0 {
 				var names []string
 				for range r.IntN(4) {
@@ -676,7 +661,7 @@ func TestGetCertVerifiesLikeX509(t *testing.T) {
 			if want := sniReference(certs, server); got != want {
 				t.Fatalf("GetCert(%q) chose certificate %d, reference %d", server, slices.Index(certs, got), slices.Index(certs, want))
 			}
-			if err := sniCheckVerifies(certs, p.sni.Load().main, server, got); err != nil {
+			if err := sniCheckVerifies(certs, p.sni.snap.Load().main, server, got); err != nil {
 				t.Fatal(err)
 			}
 			if got.Leaf.VerifyHostname(server) == nil {
@@ -828,4 +813,11 @@ func FuzzSNI(f *testing.F) {
 			}
 		}
 	})
+}
+
+// setCert serves cert for c, as an obtain or a reload does.
+func (c *certificate) setCert(cert *tls.Certificate) {
+	c.serveMu.Lock()
+	defer c.serveMu.Unlock()
+	c.publishLocked(cert)
 }

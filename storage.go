@@ -107,7 +107,9 @@ type StorageConfig struct {
 const StorageTypeFile = "file"
 
 // StorageFactory opens the Storage a StorageConfig describes. A Storage it
-// returns may implement io.Closer; Provider.Close closes it.
+// returns may implement io.Closer; Provider.Close closes it. When New opens
+// it, ctx carries the Provider's logger, for zerolog.Ctx: a storage that
+// logs (lost connections, say) should log there.
 type StorageFactory func(ctx context.Context, cfg StorageConfig) (Storage, error)
 
 // storageRegistry maps storage types to factories, filled from init
@@ -130,12 +132,15 @@ func storageTypes() []string {
 
 // OpenStorage opens a new Storage of the config's storage block: a
 // FileStorage when there is none. The caller owns what it returns: close
-// it when it implements io.Closer. (GetLegoConfig and NewProvider open
-// the storage themselves and hand it to the Provider, whose Close closes
-// it; see Provider.Close.)
+// it when it implements io.Closer. (New opens the storage itself, and
+// the Provider's Close closes it; see Provider.Close.)
 //
 // Errors never show the DSN or its password.
-func (cfg *Config) OpenStorage(ctx context.Context) (Storage, error) {
+func (cfg *Config) OpenStorage(ctx context.Context) (Storage, error) { return cfg.openStorage(ctx) }
+
+// openStorage is OpenStorage. The storage factory finds the Provider's
+// logger in ctx (zerolog.Ctx), when New opens it.
+func (cfg *Config) openStorage(ctx context.Context) (Storage, error) {
 	if !cfg.sharedStorage() {
 		return &FileStorage{}, nil
 	}
@@ -146,8 +151,7 @@ func (cfg *Config) OpenStorage(ctx context.Context) (Storage, error) {
 	}
 	st, err := f(ctx, *cfg.Storage)
 	if err != nil {
-		err = fmt.Errorf("storage %s: %w", typ, err)
-		return nil, &scrubbedError{scrubDSN(err.Error(), cfg.Storage.DSN.Value()), err}
+		return nil, dsnScrubber(cfg.Storage.DSN.Value()).Error(fmt.Errorf("storage %s: %w", typ, err))
 	}
 	return st, nil
 }
@@ -198,7 +202,7 @@ func unknownStorageType(typ string) string {
 		typ, strings.Join(known, ", "))
 }
 
-// scrubDSN removes a DSN from msg, and the password it holds (in its
-// escaped and encoded forms too): a storage package's error may quote
+// dsnScrubber removes a DSN, and the password it holds (in its escaped and
+// encoded forms too), from messages: a storage package's error may quote
 // either.
-func scrubDSN(msg, dsn string) string { return redact.New(redact.DSNSecrets(dsn)...).Scrub(msg) }
+func dsnScrubber(dsn string) *redact.Scrubber { return redact.New(redact.DSNSecrets(dsn)...) }

@@ -29,23 +29,7 @@ type User struct {
 	Registration *registration.Resource
 	Key          crypto.PrivateKey
 
-	mu sync.RWMutex // guards Registration and opened once the User is shared
-	// opened is the storage GetLegoConfig opened from the config's storage
-	// block to keep Key in, until NewProvider takes it over.
-	opened Storage
-}
-
-// takeStorage hands over the storage GetLegoConfig opened for u, once:
-// the caller owns it from then on. It returns nil when there is none.
-func (u *User) takeStorage() Storage {
-	if u == nil {
-		return nil
-	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	st := u.opened
-	u.opened = nil
-	return st
+	mu sync.RWMutex // guards Registration once the User is shared
 }
 
 // GetEmail returns the account contact.

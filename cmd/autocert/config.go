@@ -1,15 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 
@@ -52,7 +50,6 @@ type apiConfig struct {
 	Listen string
 	Token  string // a secret
 	TLS    bool   // serve HTTPS with the managed certificate
-	line   int    // of command.api.listen, for messages
 }
 
 // webhookConfig is one entry of command.webhooks.
@@ -64,188 +61,59 @@ type webhookConfig struct {
 // defaultDeployTimeout bounds a deploy hook unless deploy_timeout says.
 const defaultDeployTimeout = 5 * time.Minute
 
-// loadConfig reads the config file: the autocert block through the
-// library, the command section here. Every problem is reported, each
-// naming the file, line and key. With withoutSecrets (for a command that
-// contacts nothing and reads no secret, such as status), a variable that
-// only secrets use (see optionalVariables) may be unset: the reference is
-// then left as it is.
+// loadConfig reads the config file through the library: the autocert
+// block and the command section, decoded and checked by the same rules.
+// Every problem is reported, each naming the file, line and key. With
+// withoutSecrets (for a command that contacts nothing and reads no
+// secret, such as status), an unset variable referred to by a secret that
+// such a command does not use (see secretKey) is left as it is written.
 func loadConfig(path string, withoutSecrets bool) (*autocert.Config, *commandConfig, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil, fmt.Errorf("%w: %s does not exist (give another file with -config, or run \"autocert demo\" to try without one)", autocert.ErrInvalidConfig, path)
-		}
-		return nil, nil, fmt.Errorf("%w: %w", autocert.ErrInvalidConfig, err)
-	}
-	env := &environment{}
+	sec := &commandSection{DeployTimeout: defaultDeployTimeout}
+	opts := []autocert.LoadOption{autocert.WithSection("command", sec)}
 	if withoutSecrets {
-		env.optional = optionalVariables(data)
+		sec.kept = make(map[string]bool)
+		opts = append(opts, autocert.WithOptionalVariables(func(key string) bool {
+			if secretKey(key) {
+				sec.kept[key] = true
+				return true
+			}
+			return false
+		}))
 	}
-	cc, cerr := parseCommandSection(data, path, env)
-	cfg, err := autocert.LoadConfigLookup(path, env.lookup)
-	if err = errors.Join(err, cerr); err != nil {
+	cfg, err := autocert.LoadConfigFile(path, opts...)
+	switch {
+	case err == nil:
+		return cfg, sec.config(), nil
+	case errors.Is(err, autocert.ErrInvalidConfig):
 		return nil, nil, err
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil, fmt.Errorf("%w: %s does not exist (give another file with -config, or run \"autocert demo\" to try without one)", autocert.ErrInvalidConfig, path)
 	}
-	return cfg, cc, nil
+	return nil, nil, fmt.Errorf("%w: %w", autocert.ErrInvalidConfig, err)
 }
 
-// environment looks up the variables of ${VAR} references.
-type environment struct {
-	// optional are the variables that may be unset: a reference to one
-	// that is unset is left as it is.
-	optional map[string]bool
-}
-
-// lookup returns the value of the variable name, like os.LookupEnv; for
-// an optional variable that is unset, the reference itself.
-func (e *environment) lookup(name string) (string, bool) {
-	if v, ok := os.LookupEnv(name); ok {
-		return v, true
-	}
-	if e != nil && e.optional[name] {
-		return "${" + name + "}", true
-	}
-	return "", false
-}
-
-// unexpanded reports whether raw holds a reference that lookup leaves
-// as it is.
-func (e *environment) unexpanded(raw string) bool {
-	for _, r := range references(raw) {
-		if _, set := os.LookupEnv(r.name); !set && e != nil && e.optional[r.name] {
-			return true
-		}
-	}
-	return false
-}
-
-// reference is a ${VAR} reference of a value.
-type reference struct {
-	name       string
-	hasDefault bool // ${VAR:-default} or ${VAR-default}
-}
-
-// references returns the ${VAR} references of s ("$${" is a literal).
-func references(s string) []reference {
-	var refs []reference
-	for i := 0; i+1 < len(s); i++ {
-		if s[i] != '$' {
-			continue
-		}
-		if strings.HasPrefix(s[i:], "$${") {
-			i += 2
-			continue
-		}
-		if s[i+1] != '{' {
-			continue
-		}
-		end := strings.IndexByte(s[i:], '}')
-		if end < 0 {
+// secretKey reports whether a key (as configuration errors name it) is a
+// secret that a command contacting no one does not use: the options (DNS
+// provider credentials) of the main block or of an extra, or one of
+// them, command.api.token or the URL of a webhook. Not eab_hmac, which
+// must decode as base64url, nor the storage DSN, which status reads.
+func secretKey(key string) bool {
+	// Without the indexes: "extra[0].options.x" is "extra.options.x".
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(key, '[')
+		j := strings.IndexByte(key, ']')
+		if i < 0 || j < i {
+			b.WriteString(key)
 			break
 		}
-		expr := s[i+2 : i+end]
-		n := 0
-		for n < len(expr) && (expr[n] == '_' || expr[n] >= 'A' && expr[n] <= 'Z' || expr[n] >= 'a' && expr[n] <= 'z' || n > 0 && expr[n] >= '0' && expr[n] <= '9') {
-			n++
-		}
-		if n > 0 {
-			refs = append(refs, reference{name: expr[:n], hasDefault: n < len(expr)})
-		}
-		i += end
+		b.WriteString(key[:i])
+		key = key[j+1:]
 	}
-	return refs
-}
-
-// optionalVariables returns the variables of a config file that a
-// command contacting no one (status) may leave unset: those referred to,
-// without a default, only by the secrets such a command does not use:
-// the options (DNS provider credentials) of the main block and of the
-// extras, command.api.token and the URLs of command.webhooks. A variable
-// that another key refers to as well is not optional; nor are those of
-// eab_hmac (which must decode as base64url) and of the storage DSN
-// (status reads the storage).
-func optionalVariables(data []byte) map[string]bool {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(bytes.ReplaceAll(data, []byte("\t"), []byte(" ")), &doc); err != nil || len(doc.Content) == 0 {
-		return nil
-	}
-	root := doc.Content[0]
-	if root.Kind != yaml.MappingNode {
-		return nil
-	}
-	secret, needed := map[string]bool{}, map[string]bool{}
-	seen := map[*yaml.Node]int{}
-	// walk records the references under n; secretPath tells whether the
-	// key path (without indexes) is a secret one.
-	var walk func(n *yaml.Node, path string)
-	walk = func(n *yaml.Node, path string) {
-		if n == nil {
-			return
-		}
-		isSecret := secretPath(path)
-		mark := 1
-		if isSecret {
-			mark = 2
-		}
-		if seen[n]&mark != 0 {
-			return
-		}
-		seen[n] |= mark
-		switch n.Kind {
-		case yaml.AliasNode:
-			walk(n.Alias, path)
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				walk(n.Content[i+1], joinKey(path, n.Content[i].Value))
-			}
-		case yaml.SequenceNode:
-			for _, c := range n.Content {
-				walk(c, path)
-			}
-		case yaml.ScalarNode:
-			for _, r := range references(n.Value) {
-				if isSecret && !r.hasDefault {
-					secret[r.name] = true
-				} else {
-					needed[r.name] = true
-				}
-			}
-		}
-	}
-	var block *yaml.Node
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		switch k, v := root.Content[i].Value, root.Content[i+1]; k {
-		case "autocert":
-			block = v
-		case "command":
-			walk(v, "command")
-		}
-	}
-	if block == nil {
-		block = root
-	}
-	walk(block, "")
-	for name := range needed {
-		delete(secret, name)
-	}
-	return secret
-}
-
-// joinKey appends key to a key path.
-func joinKey(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-// secretPath reports whether a key path (the extras' index left out) is
-// one whose values optionalVariables may leave unexpanded.
-func secretPath(path string) bool {
-	return path == "options" || strings.HasPrefix(path, "options.") ||
-		path == "extra.options" || strings.HasPrefix(path, "extra.options.") ||
-		path == "command.api.token" || path == "command.webhooks.url"
+	key = b.String()
+	return key == "options" || strings.HasPrefix(key, "options.") ||
+		key == "extra.options" || strings.HasPrefix(key, "extra.options.") ||
+		key == "command.api.token" || key == "command.webhooks.url"
 }
 
 // configSecrets returns every secret of the config, to scrub from what
@@ -278,280 +146,134 @@ func configSecrets(cfg *autocert.Config, cc *commandConfig) []string {
 	return out
 }
 
-// sectionParser collects the problems of the command section.
-type sectionParser struct {
-	file     string
-	env      *environment
-	problems []error
+// commandSection is the command section as written, decoded by
+// autocert.LoadConfigFile (which calls Validate); config gives what it
+// means.
+type commandSection struct {
+	API           *apiSection      `yaml:"api"`
+	DeployHook    hookCommand      `yaml:"deploy_hook"`
+	DeployTimeout time.Duration    `yaml:"deploy_timeout"`
+	Webhooks      []webhookSection `yaml:"webhooks"`
+	// kept are the keys whose unset variables were left as written
+	// (status).
+	kept map[string]bool
 }
 
-func (s *sectionParser) add(n *yaml.Node, path, format string, args ...any) {
-	line := 0
-	if n != nil {
-		line = n.Line
-	}
-	s.problems = append(s.problems, &autocert.FieldError{File: s.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
+// apiSection is command.api as written.
+type apiSection struct {
+	Listen listenAddr `yaml:"listen"`
+	Token  string     `yaml:"token"`
+	TLS    bool       `yaml:"tls"`
 }
 
-// parseCommandSection reads the "command" section of a config file; a
-// file without one gives the zero commandConfig. A document that does not
-// parse is left to autocert.LoadConfig, which explains why.
-func parseCommandSection(data []byte, file string, env *environment) (*commandConfig, error) {
-	cc := &commandConfig{DeployTimeout: defaultDeployTimeout}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(bytes.ReplaceAll(data, []byte("\t"), []byte(" ")), &doc); err != nil || len(doc.Content) == 0 {
-		return cc, nil
-	}
-	root := doc.Content[0]
-	if root.Kind != yaml.MappingNode {
-		return cc, nil
-	}
-	var key, section *yaml.Node
-	hasBlock := false
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		switch root.Content[i].Value {
-		case "command":
-			key, section = root.Content[i], root.Content[i+1]
-		case "autocert":
-			hasBlock = true
-		}
-	}
-	if section == nil {
-		return cc, nil
-	}
-	s := &sectionParser{file: file, env: env}
-	if !hasBlock {
-		s.add(key, "command", `the command section needs the autocert keys under "autocert:" (without it, every top-level key is read as an autocert key)`)
-		return nil, errors.Join(s.problems...)
-	}
-	s.section(section, cc)
-	if len(s.problems) > 0 {
-		return nil, errors.Join(s.problems...)
-	}
-	return cc, nil
-}
-
-func (s *sectionParser) section(n *yaml.Node, cc *commandConfig) {
-	if isNull(n) {
-		return
-	}
-	s.mapping(n, "command", map[string]func(k, v *yaml.Node, path string){
-		"deploy_hook": func(_, v *yaml.Node, path string) {
-			switch v.Kind {
-			case yaml.ScalarNode:
-				if cmd, ok := s.str(v, path); ok && strings.TrimSpace(cmd) != "" {
-					cc.DeployHook, cc.DeployShell = []string{cmd}, true
-				}
-			case yaml.SequenceNode:
-				for i, a := range v.Content {
-					if arg, ok := s.str(a, fmt.Sprintf("%s[%d]", path, i)); ok {
-						cc.DeployHook = append(cc.DeployHook, arg)
-					}
-				}
-				if len(v.Content) == 0 {
-					s.add(v, path, "the list is empty: give the program and its arguments")
-				}
-			default:
-				s.add(v, path, "expected a command (a string run by the shell, or a list: the program and its arguments)")
-			}
-		},
-		"deploy_timeout": func(_, v *yaml.Node, path string) {
-			if d, ok := s.duration(v, path); ok {
-				cc.DeployTimeout = d
-			}
-		},
-		"api": func(k, v *yaml.Node, path string) {
-			api := &apiConfig{line: k.Line}
-			s.mapping(v, path, map[string]func(k, v *yaml.Node, path string){
-				"listen": func(k, v *yaml.Node, path string) {
-					api.line = k.Line
-					if addr, ok := s.str(v, path); ok {
-						if _, _, err := net.SplitHostPort(addr); err != nil {
-							s.add(v, path, "expected host:port, such as 127.0.0.1:9443")
-						}
-						api.Listen = addr
-					}
-				},
-				"token": func(_, v *yaml.Node, path string) {
-					if t, ok := s.str(v, path); ok {
-						api.Token = t
-					}
-				},
-				"tls": func(_, v *yaml.Node, path string) {
-					switch strings.ToLower(v.Value) {
-					case "true", "yes", "on":
-						api.TLS = true
-					case "false", "no", "off":
-					default:
-						s.add(v, path, "expected true or false")
-					}
-				},
-			})
-			switch {
-			case api.Listen == "":
-				s.add(k, path+".listen", "missing: the address to serve the API on, such as 127.0.0.1:9443")
-			case api.Token == "" && !loopback(api.Listen):
-				s.add(&yaml.Node{Line: api.line}, path+".token",
-					"required: the API would listen on %s, beyond this host, without authentication (set a token, or listen on 127.0.0.1)", api.Listen)
-			}
-			cc.API = api
-		},
-		"webhooks": func(_, v *yaml.Node, path string) {
-			if v.Kind != yaml.SequenceNode {
-				s.add(v, path, "expected a list of webhooks, each with a url and a format")
-				return
-			}
-			for i, item := range v.Content {
-				ipath := fmt.Sprintf("%s[%d]", path, i)
-				var wh webhookConfig
-				s.mapping(item, ipath, map[string]func(k, v *yaml.Node, path string){
-					"url": func(_, v *yaml.Node, path string) {
-						if u, ok := s.str(v, path); ok {
-							if s.env.unexpanded(v.Value) {
-								// Left unexpanded for a command that
-								// sends nothing.
-								wh.URL = u
-								return
-							}
-							if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-								// The URL may hold a token: not printed.
-								s.add(v, path, "expected an http or https URL")
-							}
-							wh.URL = u
-						}
-					},
-					"format": func(_, v *yaml.Node, path string) {
-						f, ok := webhookFormats[strings.ToLower(v.Value)]
-						if !ok {
-							s.add(v, path, "unknown format %q (known: json, slack, ntfy, gotify)", v.Value)
-						}
-						wh.Format = f
-					},
-				})
-				if wh.URL == "" && isMapping(item) {
-					s.add(item, ipath+".url", "missing")
-				}
-				cc.Webhooks = append(cc.Webhooks, wh)
-			}
-		},
-	})
+// webhookSection is an entry of command.webhooks as written.
+type webhookSection struct {
+	URL    string `yaml:"url"`
+	Format string `yaml:"format"`
 }
 
 var webhookFormats = map[string]webhook.Format{
 	"": webhook.JSON, "json": webhook.JSON, "slack": webhook.Slack, "ntfy": webhook.Ntfy, "gotify": webhook.Gotify,
 }
 
-// mapping calls the function of each key of n, and reports unknown and
-// repeated keys.
-func (s *sectionParser) mapping(n *yaml.Node, path string, keys map[string]func(k, v *yaml.Node, path string)) {
-	if !isMapping(n) {
-		s.add(n, path, "expected a mapping of keys")
-		return
+// Validate reports the problems of the section that its keys' types do
+// not: each a *autocert.FieldError naming its key within the section.
+func (s *commandSection) Validate() error {
+	var problems []error
+	add := func(line int, path, format string, args ...any) {
+		problems = append(problems, &autocert.FieldError{Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
 	}
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		kpath := path + "." + k.Value
-		f, ok := keys[k.Value]
+	if api := s.API; api != nil {
 		switch {
-		case !ok:
-			s.add(k, kpath, "unknown key (known: %s)", strings.Join(sortedKeys(keys), ", "))
-		case seen[k.Value]:
-			s.add(k, kpath, "given twice")
-		case isNull(v):
-			s.add(k, kpath, "no value")
-		default:
-			f(k, v, kpath)
+		case api.Listen.addr == "":
+			add(0, "api.listen", "missing: the address to serve the API on, such as 127.0.0.1:9443")
+		case api.Token == "" && !loopback(api.Listen.addr):
+			add(api.Listen.line, "api.token",
+				"required: the API would listen on %s, beyond this host, without authentication (set a token, or listen on 127.0.0.1)", api.Listen.addr)
 		}
-		seen[k.Value] = true
 	}
+	for i, w := range s.Webhooks {
+		path := fmt.Sprintf("webhooks[%d]", i)
+		switch u, err := url.Parse(w.URL); {
+		case w.URL == "":
+			add(0, path+".url", "missing")
+		case s.kept[fmt.Sprintf("command.%s.url", path)]:
+			// Left unexpanded for a command that sends nothing.
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			// The URL may hold a token: not printed.
+			add(0, path+".url", "expected an http or https URL")
+		}
+		if _, ok := webhookFormats[strings.ToLower(w.Format)]; !ok {
+			add(0, path+".format", "unknown format %q (known: json, slack, ntfy, gotify)", w.Format)
+		}
+	}
+	return errors.Join(problems...)
 }
 
-// str returns the scalar value of n with environment variables expanded.
-func (s *sectionParser) str(n *yaml.Node, path string) (string, bool) {
+// config returns what the section means.
+func (s *commandSection) config() *commandConfig {
+	cc := &commandConfig{DeployHook: s.DeployHook.argv, DeployShell: s.DeployHook.shell, DeployTimeout: s.DeployTimeout}
+	if api := s.API; api != nil {
+		cc.API = &apiConfig{Listen: api.Listen.addr, Token: api.Token, TLS: api.TLS}
+	}
+	for _, w := range s.Webhooks {
+		cc.Webhooks = append(cc.Webhooks, webhookConfig{URL: w.URL, Format: webhookFormats[strings.ToLower(w.Format)]})
+	}
+	return cc
+}
+
+// hookCommand is command.deploy_hook: a string, run by the shell, or a
+// list, the program and its arguments.
+type hookCommand struct {
+	argv  []string
+	shell bool
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (h *hookCommand) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if strings.TrimSpace(n.Value) != "" {
+			h.argv, h.shell = []string{n.Value}, true
+		}
+		return nil
+	case yaml.SequenceNode:
+		if len(n.Content) == 0 {
+			return errors.New("the list is empty: give the program and its arguments")
+		}
+		argv := make([]string, 0, len(n.Content))
+		for _, a := range n.Content {
+			for a.Kind == yaml.AliasNode && a.Alias != nil {
+				a = a.Alias
+			}
+			if a.Kind != yaml.ScalarNode || a.ShortTag() == "!!null" {
+				return errors.New("expected a list of strings: the program and its arguments")
+			}
+			argv = append(argv, a.Value)
+		}
+		h.argv = argv
+		return nil
+	}
+	return errors.New("expected a command (a string run by the shell, or a list: the program and its arguments)")
+}
+
+// listenAddr is command.api.listen, host:port, with its line for the
+// messages about the API.
+type listenAddr struct {
+	addr string
+	line int
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (l *listenAddr) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		s.add(n, path, "expected a string")
-		return "", false
+		return errors.New("expected host:port, such as 127.0.0.1:9443")
 	}
-	v, err := expandEnvLookup(n.Value, s.env.lookup)
-	if err != nil {
-		s.add(n, path, "%v", err)
-		return "", false
+	if _, _, err := net.SplitHostPort(n.Value); err != nil {
+		return errors.New("expected host:port, such as 127.0.0.1:9443")
 	}
-	return v, true
-}
-
-func (s *sectionParser) duration(n *yaml.Node, path string) (time.Duration, bool) {
-	v, ok := s.str(n, path)
-	if !ok {
-		return 0, false
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		s.add(n, path, "expected a positive duration, such as 90s or 5m")
-		return 0, false
-	}
-	return d, true
-}
-
-func isMapping(n *yaml.Node) bool { return n != nil && n.Kind == yaml.MappingNode }
-
-func isNull(n *yaml.Node) bool {
-	return n == nil || (n.Kind == yaml.ScalarNode && n.Tag == "!!null")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-// expandEnv replaces ${VAR}, ${VAR:-default} (VAR unset or empty) and
-// ${VAR-default} (VAR unset) with values from the environment, as the
-// autocert block does; "$${" stands for a literal "${". A variable that is
-// unset without a default is an error naming it.
-func expandEnv(s string) (string, error) { return expandEnvLookup(s, os.LookupEnv) }
-
-// expandEnvLookup is expandEnv with the variables looked up by lookup.
-func expandEnvLookup(s string, lookup func(string) (string, bool)) (string, error) {
-	var b strings.Builder
-	for {
-		i := strings.Index(s, "${")
-		if i < 0 {
-			b.WriteString(s)
-			return b.String(), nil
-		}
-		if i > 0 && s[i-1] == '$' {
-			b.WriteString(s[:i-1] + "${")
-			s = s[i+2:]
-			continue
-		}
-		end := strings.IndexByte(s[i:], '}')
-		if end < 0 {
-			return "", fmt.Errorf("unclosed ${ in value")
-		}
-		b.WriteString(s[:i])
-		expr := s[i+2 : i+end]
-		s = s[i+end+1:]
-		name, def, hasDef, emptyToo := expr, "", false, false
-		if j := strings.Index(expr, ":-"); j >= 0 {
-			name, def, hasDef, emptyToo = expr[:j], expr[j+2:], true, true
-		} else if j := strings.IndexByte(expr, '-'); j >= 0 {
-			name, def, hasDef = expr[:j], expr[j+1:], true
-		}
-		val, set := lookup(name)
-		switch {
-		case set && (val != "" || !emptyToo):
-			b.WriteString(val)
-		case hasDef:
-			b.WriteString(def)
-		default:
-			return "", fmt.Errorf("%w: ${%s}", autocert.ErrUnsetVariable, name)
-		}
-	}
+	l.addr, l.line = n.Value, n.Line
+	return nil
 }
 
 // loopback reports whether addr (host:port) listens on this host only.

@@ -57,7 +57,7 @@ command:
   api:
     listen: 127.0.0.1:9443
     token: ${AUTOCERT_TEST_SURELY_UNSET}
-`, []string{`autocert\.yml:7: command\.api\.token: environment variable not set: \$\{AUTOCERT_TEST_SURELY_UNSET\}`}},
+`, []string{`autocert\.yml:7: command\.api\.token: environment variable AUTOCERT_TEST_SURELY_UNSET is not set`}},
 		{"bad webhook", `autocert:
   provider: pseudo
   domains: [example.com]

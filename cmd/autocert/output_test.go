@@ -61,34 +61,6 @@ func TestDisplayPlain(t *testing.T) {
 	}
 }
 
-// TestExpandEnv: the command section expands variables like the autocert
-// block.
-func TestExpandEnv(t *testing.T) {
-	t.Setenv("AUTOCERT_TEST_SET", "value")
-	t.Setenv("AUTOCERT_TEST_EMPTY", "")
-	for in, want := range map[string]string{
-		"plain":                                    "plain",
-		"a ${AUTOCERT_TEST_SET} b":                 "a value b",
-		"${AUTOCERT_TEST_UNSET:-def}":              "def",
-		"${AUTOCERT_TEST_EMPTY:-def}":              "def",
-		"${AUTOCERT_TEST_EMPTY-def}":               "",
-		"${AUTOCERT_TEST_UNSET-def}":               "def",
-		"$${AUTOCERT_TEST_SET}":                    "${AUTOCERT_TEST_SET}",
-		"$HOME stays":                              "$HOME stays",
-		"${AUTOCERT_TEST_SET}${AUTOCERT_TEST_SET}": "valuevalue",
-	} {
-		got, err := expandEnv(in)
-		if err != nil || got != want {
-			t.Errorf("expandEnv(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"${AUTOCERT_TEST_UNSET}", "${AUTOCERT_TEST_SET"} {
-		if _, err := expandEnv(in); err == nil {
-			t.Errorf("expandEnv(%q): no error", in)
-		}
-	}
-}
-
 // TestLoopback: which API addresses may go without a token.
 func TestLoopback(t *testing.T) {
 	for addr, want := range map[string]bool{

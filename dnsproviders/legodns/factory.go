@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/autocert-dev/autocert"
+	"github.com/autocert-dev/autocert/internal/redact"
 	"github.com/autocert-dev/autocert/internal/suggest"
 	"github.com/go-acme/lego/v4/challenge"
 	"github.com/go-acme/lego/v4/challenge/dns01"
@@ -490,27 +491,12 @@ func (l *lazyProvider) Timeout() (timeout, interval time.Duration) {
 	return l.timeout, l.interval
 }
 
-// scrub returns err with every option value of four bytes or more
-// replaced, in case lego quotes one. The result does not wrap err, whose
-// own message would still hold the value.
+// scrub returns err with the option values removed from its message, in
+// case lego quotes one; errors.Is and errors.As still find its causes.
 func scrub(err error, opts autocert.Options) error {
-	msg := err.Error()
 	vals := make([]string, 0, len(opts))
 	for _, v := range opts {
-		if s := v.Value(); len(s) >= 4 {
-			vals = append(vals, s)
-		}
+		vals = append(vals, v.Value())
 	}
-	sort.Slice(vals, func(i, j int) bool { return len(vals[i]) > len(vals[j]) })
-	changed := false
-	for _, v := range vals {
-		if strings.Contains(msg, v) {
-			msg = strings.ReplaceAll(msg, v, "[REDACTED]")
-			changed = true
-		}
-	}
-	if !changed {
-		return err
-	}
-	return errors.New(msg)
+	return redact.New(vals...).Error(err)
 }

@@ -2,6 +2,7 @@ package legodns
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -203,6 +204,23 @@ func TestConstructorFailures(t *testing.T) {
 	_, err = f.NewDNSProvider(autocert.Options{"token": "bad-s3cr3t-token"})
 	if err == nil || strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), "[REDACTED]") {
 		t.Errorf("secret not scrubbed: %v", err)
+	}
+}
+
+// TestConstructorErrorKeepsCause: an error of lego that quotes a secret,
+// even URL-escaped, is scrubbed, and errors.Is still finds its cause.
+func TestConstructorErrorKeepsCause(t *testing.T) {
+	errRefused := errors.New("refused by the API")
+	f := New(newTestConfig, func(c *testConfig) (*testProvider, error) {
+		return nil, fmt.Errorf("GET /zones?token=%s: %w", url.QueryEscape(c.Token), errRefused)
+	})
+	const secret = "s3cr3t/token+value"
+	_, err := f.NewDNSProvider(autocert.Options{"token": secret})
+	if err == nil || strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), "GET /zones?token=[REDACTED]: refused by the API") {
+		t.Errorf("secret not scrubbed: %v", err)
+	}
+	if !errors.Is(err, errRefused) {
+		t.Errorf("the cause is lost: %v", err)
 	}
 }
 

@@ -247,6 +247,33 @@ func (s *Scrubber) Scrub(text string) string {
 	return b.String()
 }
 
+// Error returns err with the secrets removed from its message: the
+// returned error's Error method gives the message scrubbed, and its Unwrap
+// method gives err, so that errors.Is and errors.As still find the causes.
+// It returns nil for nil, and err itself when its message holds no
+// secret. The causes' own messages are not scrubbed: print the returned
+// error, not what it unwraps to.
+func (s *Scrubber) Error(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	scrubbed := s.Scrub(msg)
+	if scrubbed == msg {
+		return err
+	}
+	return &scrubbedError{msg: scrubbed, err: err}
+}
+
+// scrubbedError is an error of Scrubber.Error.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
 // isBase64 reports whether c is a character of the standard or the URL
 // base64 alphabet (padding aside).
 func isBase64(c byte) bool {

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -245,5 +246,65 @@ func TestScrubLongRun(t *testing.T) {
 	run := strings.Repeat("A", 1<<20)
 	if got := New(sec).Scrub("x " + run + " y"); got != "x "+Text+" y" {
 		t.Errorf("got %d bytes", len(got))
+	}
+}
+
+// pathError is a cause of a type that errors.As looks for.
+type pathError struct{ path, secret string }
+
+func (e *pathError) Error() string { return "open " + e.path + " with " + e.secret }
+
+// TestScrubberError: the wrapped error's message is scrubbed, while
+// errors.Is and errors.As still find its causes; nil stays nil, and an
+// error without a secret is returned as it is.
+func TestScrubberError(t *testing.T) {
+	errCause := errors.New("the cause")
+	s := New(secret)
+	tests := []struct {
+		name    string
+		s       *Scrubber
+		err     error
+		want    string
+		is      error
+		same    bool // the error itself is returned
+		asPath  string
+		nilWant bool
+	}{
+		{name: "nil", s: s, err: nil, nilWant: true},
+		{name: "a wrapped sentinel", s: s, err: fmt.Errorf("calling the API with %s: %w", secret, errCause),
+			want: "calling the API with " + Text + ": the cause", is: errCause},
+		{name: "a typed cause", s: s, err: fmt.Errorf("storing: %w", &pathError{"certs/a.crt", url.QueryEscape(secret)}),
+			want: "storing: open certs/a.crt with " + Text, asPath: "certs/a.crt"},
+		{name: "a joined cause", s: s, err: errors.Join(errCause, errors.New(jsonString(secret))),
+			want: "the cause\n\"" + Text + "\"", is: errCause},
+		{name: "no secret", s: s, err: fmt.Errorf("plain: %w", errCause), want: "plain: the cause", is: errCause, same: true},
+		{name: "nil Scrubber", s: nil, err: fmt.Errorf("%s: %w", secret, errCause), want: secret + ": the cause", is: errCause, same: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.s.Error(tt.err)
+			if tt.nilWant {
+				if got != nil {
+					t.Fatalf("Error(nil) = %v", got)
+				}
+				return
+			}
+			if got.Error() != tt.want {
+				t.Errorf("message %q, want %q", got.Error(), tt.want)
+			}
+			if tt.same && got != tt.err {
+				t.Errorf("a new error for a message without a secret: %#v", got)
+			}
+			if !tt.same && errors.Unwrap(got) != tt.err {
+				t.Errorf("Unwrap does not return the error given")
+			}
+			if tt.is != nil && !errors.Is(got, tt.is) {
+				t.Errorf("errors.Is does not find the cause")
+			}
+			var pe *pathError
+			if tt.asPath != "" && (!errors.As(got, &pe) || pe.path != tt.asPath) {
+				t.Errorf("errors.As does not find the typed cause")
+			}
+		})
 	}
 }

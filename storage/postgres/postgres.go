@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"net"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/autocert-dev/autocert"
+	"github.com/autocert-dev/autocert/internal/redact"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
@@ -50,7 +50,8 @@ var ErrClosed = errors.New("postgres: storage closed")
 
 func init() {
 	autocert.RegisterStorage(StorageType, func(ctx context.Context, cfg autocert.StorageConfig) (autocert.Storage, error) {
-		return Open(ctx, cfg.DSN.Value())
+		// New puts the Provider's logger in ctx: the storage logs there.
+		return Open(ctx, cfg.DSN.Value(), WithLogger(*zerolog.Ctx(ctx)))
 	})
 }
 
@@ -58,12 +59,12 @@ func init() {
 // database. It is safe for concurrent use. Close it when done.
 type Storage struct {
 	pool     *pgxpool.Pool
-	lockCfg  *pgx.ConnConfig // dedicated connections of locks
-	watchCfg *pgx.ConnConfig // dedicated connections of Watch
-	table    string          // quoted schema-qualified table name
-	ns       string          // schema.table, unquoted: namespace of lock ids
-	channel  string          // NOTIFY channel
-	secrets  []string        // texts never shown in errors and logs
+	lockCfg  *pgx.ConnConfig  // dedicated connections of locks
+	watchCfg *pgx.ConnConfig  // dedicated connections of Watch
+	table    string           // quoted schema-qualified table name
+	ns       string           // schema.table, unquoted: namespace of lock ids
+	channel  string           // NOTIFY channel
+	scrubber *redact.Scrubber // removes the password from errors and logs
 	logger   zerolog.Logger
 
 	closed    context.Context // done once Close is called
@@ -96,9 +97,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Storage, error) {
 		return nil, errInvalidDSN
 	}
 	s := &Storage{
-		logger:  zerolog.Nop(),
-		secrets: secretForms(poolCfg.ConnConfig.Password),
-		locks:   make(map[*pgx.Conn]struct{}),
+		logger:   zerolog.Nop(),
+		scrubber: newScrubber(dsn, poolCfg.ConnConfig.Password),
+		locks:    make(map[*pgx.Conn]struct{}),
 	}
 	for _, o := range opts {
 		o(s)
@@ -125,6 +126,8 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Storage, error) {
 		return nil, err
 	}
 	s.closed, s.closeFunc = context.WithCancel(context.Background())
+	s.logger.Info().Str("host", poolCfg.ConnConfig.Host).Str("database", poolCfg.ConnConfig.Database).
+		Str("table", s.table).Msg("postgres storage: connected")
 	return s, nil
 }
 
@@ -380,43 +383,20 @@ func quoteKeys(keys []string) string {
 	return strings.Join(q, ", ")
 }
 
-// secretForms returns the password as it may appear in a message: as is,
-// percent-encoded, quoted.
-func secretForms(password string) []string {
-	if password == "" {
-		return nil
+// newScrubber returns the Scrubber of the secrets of dsn and of the
+// password it resolves to (which may come from the environment or a
+// password file): as they are, in their encodings, and the password
+// escaped as in the user information of a URL.
+func newScrubber(dsn, password string) *redact.Scrubber {
+	secrets := redact.DSNSecrets(dsn)
+	if password != "" {
+		secrets = append(secrets, password, url.UserPassword("", password).String()[1:])
 	}
-	forms := []string{password}
-	for _, f := range []string{
-		url.QueryEscape(password), url.PathEscape(password), url.UserPassword("", password).String()[1:],
-		strings.Trim(strconv.Quote(password), `"`),
-	} {
-		if f != "" && !slices.Contains(forms, f) {
-			forms = append(forms, f)
-		}
-	}
-	return forms
+	return redact.New(secrets...)
 }
-
-// scrubbedError is an error whose text has the secrets removed. Unwrap
-// gives the original error, for errors.Is and errors.As.
-type scrubbedError struct {
-	msg string
-	err error
-}
-
-func (e *scrubbedError) Error() string { return e.msg }
-func (e *scrubbedError) Unwrap() error { return e.err }
 
 // wrap prefixes err with the operation and removes the secrets from its
-// text.
+// text; errors.Is and errors.As still find err.
 func (s *Storage) wrap(op string, err error) error {
-	return &scrubbedError{msg: s.scrub("postgres: " + op + ": " + err.Error()), err: err}
-}
-
-func (s *Storage) scrub(msg string) string {
-	for _, secret := range s.secrets {
-		msg = strings.ReplaceAll(msg, secret, "xxxxx")
-	}
-	return msg
+	return s.scrubber.Error(fmt.Errorf("postgres: %s: %w", op, err))
 }

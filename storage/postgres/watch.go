@@ -47,7 +47,7 @@ func (s *Storage) Watch(ctx context.Context, changed func(key string)) error {
 			return s.watchEnd(parent)
 		}
 		missed = true
-		s.logger.Warn().Str("error", s.scrub(err.Error())).Dur("retry_in", backoff).
+		s.logger.Warn().Str("error", s.scrubber.Scrub(err.Error())).Dur("retry_in", backoff).
 			Msg("postgres storage: watching for changes failed; retrying")
 		// Up to a quarter less, so that instances do not retry in step.
 		wait := backoff - time.Duration(rand.Int64N(int64(backoff/4)+1))

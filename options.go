@@ -1,0 +1,65 @@
+package autocert
+
+import (
+	"os"
+	"time"
+
+	"github.com/go-acme/lego/v4/lego"
+	"github.com/rs/zerolog"
+)
+
+// settings are the process-side choices of a Provider, made with Options
+// and shared by all its certificates.
+type settings struct {
+	logger    zerolog.Logger
+	storage   Storage // nil: the config's storage block, opened by New
+	clock     Clock
+	notifiers []Notifier
+	progress  func(Progress)
+	reread    time.Duration // periodic re-read of a shared storage; storageRereadInterval when 0
+	fileCheck time.Duration // periodic look at the files of a FileStorage; fileCheckInterval when 0
+	// noFileNotify turns off file-system notifications, leaving the
+	// periodic look (tests of that fallback).
+	noFileNotify bool
+	// account is the main block's account given to NewProvider (the
+	// seed's flow); nil when New loads it.
+	account *givenAccount
+}
+
+// givenAccount is the ACME account of the main block as the caller made
+// it with GetLegoConfig.
+type givenAccount struct {
+	user    *User
+	legoCfg *lego.Config
+}
+
+func defaultSettings() settings {
+	return settings{
+		logger: zerolog.New(os.Stderr).Level(zerolog.InfoLevel).With().Timestamp().Logger(),
+		clock:  systemClock{},
+	}
+}
+
+// Option configures a Provider.
+type Option func(*settings)
+
+// WithLogger sets the logger. The default writes JSON at Info level to
+// standard error. The global zerolog logger is never changed. A storage
+// that New opens from the config's storage block logs through it too.
+func WithLogger(l zerolog.Logger) Option { return func(s *settings) { s.logger = l } }
+
+// WithStorage sets where certificates, keys and records are kept, in place
+// of the config's storage block. The default is the storage the block
+// names, or a FileStorage using the paths of the config when there is
+// none. The caller keeps ownership of st: Provider.Close does not close
+// it. With New, the ACME account keys are kept in st too; with
+// NewProvider, the main block's account key is the one GetLegoConfig read.
+func WithStorage(st Storage) Option { return func(s *settings) { s.storage = st } }
+
+// WithClock sets the clock, for tests that drive time.
+func WithClock(c Clock) Option { return func(s *settings) { s.clock = c } }
+
+// withAccount gives New the main block's account, as NewProvider does.
+func withAccount(user *User, legoCfg *lego.Config) Option {
+	return func(s *settings) { s.account = &givenAccount{user, legoCfg} }
+}

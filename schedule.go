@@ -1,0 +1,652 @@
+package autocert
+
+import (
+	"container/heap"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/autocert-dev/autocert/internal/redact"
+	"github.com/rs/zerolog"
+)
+
+// Parent is what ScheduleRenewalAll runs under: the scheduler stops when
+// its context ends. Any value with this method will do, such as a task of
+// the host program; ContextParent wraps a plain context.
+type Parent interface {
+	Context() context.Context
+}
+
+// ContextParent returns a Parent whose context is ctx.
+func ContextParent(ctx context.Context) Parent { return contextParent{ctx} }
+
+type contextParent struct{ ctx context.Context }
+
+func (p contextParent) Context() context.Context { return p.ctx }
+
+// maxWorkers bounds the certificates the scheduler works on at once.
+const maxWorkers = 4
+
+// scheduler owns the renewal state of the certificates of one Provider:
+// it decides when each is obtained, renewed or reloaded, runs the
+// certificate's obtain or reload, applies the outcome to the certificate's
+// state, and hands the resulting events to the notifiers. One goroutine
+// runs its loop, with one timer set to the earliest time at which a
+// certificate needs looking at, and at most maxWorkers goroutines do the
+// work.
+type scheduler struct {
+	clock        Clock
+	logger       zerolog.Logger
+	notifier     notifier
+	storage      Storage
+	reread       time.Duration
+	fileCheck    time.Duration
+	noFileNotify bool
+
+	entries []*entry // main first, then the extras; fixed at construction
+	byCert  map[*certificate]*entry
+
+	wake chan struct{} // asks the loop to look at the queue again
+	done chan struct{} // closed once stopped and idle
+
+	mu      sync.Mutex // guards what follows and the renewState of every entry
+	queue   renewQueue
+	started bool
+	running bool // the loop runs
+	stopped bool // the loop has ended
+	closed  bool // done is closed
+	active  int  // goroutines working
+	aux     int  // other goroutines running: keeping in step with storage
+	forced  *forceRound
+}
+
+// entry is one certificate and what the scheduler knows of it.
+type entry struct {
+	c  *certificate
+	rs renewState // guarded by the scheduler's mu
+}
+
+// renewState is what the scheduler knows of one certificate.
+type renewState struct {
+	loaded bool          // fail and ari were read from storage
+	fail   failureRecord // the last failure; zero Time when none
+	// failFresh: fail was set by an attempt of this process, which a
+	// record read from storage meanwhile must not overwrite.
+	failFresh bool
+	ari       ariRecord // renewal information, maybe of an older certificate
+
+	due    due       // the renewal last planned
+	next   time.Time // when the scheduler looks at the certificate next
+	index  int       // in the scheduler's queue, when queued
+	queued bool
+	busy   bool // a goroutine is working on it (then it is not queued)
+
+	renewing    bool
+	lastRenewal time.Time
+	obtained    string // serial of the certificate this process last obtained
+	force       bool   // a forced renewal is asked and not started
+	forceCtx    context.Context
+	forced      *ForcedRenewal
+
+	// "local" certificates
+	polled   bool
+	polledAt time.Time
+	seen     [2]statResult // of the certificate and key files
+	warned   string        // serial of the certificate last warned about
+}
+
+// forceRound is one forced renewal of every certificate.
+type forceRound struct {
+	pending int
+	done    chan struct{}
+	entries []*entry
+}
+
+func newScheduler(s *settings, certs []*certificate) *scheduler {
+	var secrets []string
+	for _, c := range certs {
+		secrets = append(secrets, c.cfg.secrets()...)
+	}
+	sc := &scheduler{
+		clock:        s.clock,
+		logger:       s.logger,
+		notifier:     notifier{notifiers: s.notifiers, logger: s.logger, scrubber: redact.New(secrets...)},
+		storage:      s.storage,
+		reread:       s.reread,
+		fileCheck:    s.fileCheck,
+		noFileNotify: s.noFileNotify,
+		byCert:       make(map[*certificate]*entry, len(certs)),
+		wake:         make(chan struct{}, 1),
+		done:         make(chan struct{}),
+	}
+	for _, c := range certs {
+		e := &entry{c: c}
+		sc.entries = append(sc.entries, e)
+		sc.byCert[c] = e
+	}
+	return sc
+}
+
+// start starts the scheduler under ctx, once.
+func (s *scheduler) start(ctx context.Context) {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return
+	}
+	s.started, s.running = true, true
+	now := s.clock.Now()
+	for _, e := range s.entries {
+		s.planLocked(e, now)
+	}
+	summary := len(s.notifier.notifiers) > 0
+	if summary {
+		s.active++
+	}
+	_, files := s.storage.(*FileStorage)
+	s.aux++ // syncStorage or syncFiles
+	s.mu.Unlock()
+	if summary {
+		go func() {
+			s.notifier.notify(ctx, s.expirySummary(now))
+			s.finish()
+		}()
+	}
+	if files {
+		go s.syncFiles(ctx)
+	} else {
+		go s.syncStorage(ctx)
+	}
+	go s.run(ctx)
+}
+
+// run is the scheduler's loop.
+func (s *scheduler) run(ctx context.Context) {
+	// The timer is made when first needed: a timer made and stopped at
+	// once would show, to a test clock, a deadline never meant.
+	var timer Timer
+	var fired <-chan time.Time
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if ctx.Err() != nil {
+			s.stop()
+			return
+		}
+		switch wait, ok := s.dispatch(ctx); {
+		case ok && timer == nil:
+			timer = s.clock.NewTimer(wait)
+			fired = timer.C()
+		case ok:
+			timer.Reset(wait)
+		case timer != nil:
+			timer.Stop()
+		}
+		select {
+		case <-ctx.Done():
+			s.stop()
+			return
+		case <-fired:
+		case <-s.wake:
+		}
+	}
+}
+
+// dispatch starts work on the certificates that are due, and returns how
+// long until the next one is; ok is false when nothing is queued or all
+// workers are busy (a worker wakes the loop when it ends).
+func (s *scheduler) dispatch(ctx context.Context) (wait time.Duration, ok bool) {
+	now := s.clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.queue) > 0 && s.active < maxWorkers {
+		e := s.queue[0]
+		if e.rs.next.After(now) {
+			return e.rs.next.Sub(now), true
+		}
+		s.startLocked(ctx, e)
+	}
+	return 0, false
+}
+
+func (s *scheduler) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.running, s.stopped = false, true
+	s.closeIfIdleLocked()
+}
+
+func (s *scheduler) closeIfIdleLocked() {
+	if s.stopped && s.active == 0 && s.aux == 0 && !s.closed {
+		s.closed = true
+		close(s.done)
+	}
+}
+
+// finish ends the work of a goroutine that is not a worker.
+func (s *scheduler) finish() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	s.closeIfIdleLocked()
+}
+
+// finishAux ends a goroutine counted in aux.
+func (s *scheduler) finishAux() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.aux--
+	s.closeIfIdleLocked()
+}
+
+// poke wakes the loop.
+func (s *scheduler) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// startLocked takes e off the queue and starts a worker on it.
+func (s *scheduler) startLocked(ctx context.Context, e *entry) {
+	if e.rs.queued {
+		heap.Remove(&s.queue, e.rs.index)
+	}
+	e.rs.busy = true
+	s.active++
+	go s.work(ctx, e)
+}
+
+// work does what is due for e, forced renewals asked meanwhile included,
+// then queues e again.
+func (s *scheduler) work(ctx context.Context, e *entry) {
+	for {
+		s.mu.Lock()
+		force, fctx := e.rs.force, e.rs.forceCtx
+		e.rs.force, e.rs.forceCtx = false, nil
+		s.mu.Unlock()
+
+		s.tick(ctx, e, force, fctx)
+
+		s.mu.Lock()
+		if e.rs.force {
+			s.mu.Unlock()
+			continue
+		}
+		e.rs.busy = false
+		s.active--
+		s.planLocked(e, s.clock.Now())
+		s.closeIfIdleLocked()
+		s.mu.Unlock()
+		s.poke()
+		return
+	}
+}
+
+// tick does what is due for e. A forced renewal runs under fctx, the
+// context it was asked with, even after ctx ended; other work starts only
+// while ctx lives, and once started, an order is completed and stored.
+func (s *scheduler) tick(ctx context.Context, e *entry, force bool, fctx context.Context) {
+	c := e.c
+	s.load(ctx, e)
+	if c.local() {
+		if ctx.Err() == nil {
+			s.pollLocal(ctx, e)
+		}
+		return
+	}
+	now := s.clock.Now()
+	cur := c.current()
+	if !force {
+		if ctx.Err() != nil {
+			return
+		}
+		if cur != nil && c.acme() {
+			s.mu.Lock()
+			fetch := e.ariFetchAtLocked(now)
+			prev := e.rs.ari
+			s.mu.Unlock()
+			if !fetch.IsZero() && !fetch.After(now) {
+				rec := c.refreshARI(ctx, cur.Leaf, prev, now)
+				s.mu.Lock()
+				if served := c.current(); served != nil && ariID(served.Leaf) == rec.CertID {
+					e.rs.ari = rec
+				}
+				s.mu.Unlock()
+			}
+		}
+	}
+	s.mu.Lock()
+	d := e.dueLocked(now)
+	s.mu.Unlock()
+	if !force && d.at.After(now) {
+		return
+	}
+	req := obtainRequest{who: attemptScheduled}
+	octx := context.WithoutCancel(ctx)
+	if force {
+		req.who, octx = attemptForced, fctx
+	}
+	reason := d.reason
+	if force {
+		reason = reasonForced
+	}
+	mismatch := ""
+	if cur != nil {
+		mismatch = c.mismatch(cur.Leaf, cur.PrivateKey)
+		req.old = cur.Leaf
+	}
+	req.reason = describeReason(reason, mismatch)
+	// Renewing on the CA's advice: name the certificate replaced, so the
+	// CA can exempt the order from rate limits.
+	req.replaces = d.reason == reasonARI && !d.at.After(now)
+
+	s.mu.Lock()
+	e.rs.renewing = true
+	s.mu.Unlock()
+	err := s.attempt(octx, e, req)
+	s.mu.Lock()
+	e.rs.renewing = false
+	s.mu.Unlock()
+	if force {
+		s.forcedDone(e, err)
+	}
+}
+
+// startup loads c's stored certificate and serves it, then obtains a new
+// one when it is missing or no longer fits: ObtainAll.
+func (s *scheduler) startup(ctx context.Context, c *certificate, who attempt) error {
+	e := s.byCert[c]
+	out, why := c.loadAtStart(ctx)
+	if why == "" {
+		return out.err
+	}
+	return s.attempt(ctx, e, obtainRequest{who: who, reason: why})
+}
+
+// attempt obtains e's certificate as req asks, applies the outcome to e's
+// renewal state and notifies its events. It returns the outcome's error.
+func (s *scheduler) attempt(ctx context.Context, e *entry, req obtainRequest) error {
+	s.mu.Lock()
+	req.known = e.rs.fail
+	s.mu.Unlock()
+	out := e.c.obtain(ctx, req)
+	if out.kind == outNotStarted && ctx.Err() != nil {
+		return out.err // given up: nothing happened, nothing to wait for
+	}
+	s.notifier.notifyAll(ctx, s.apply(e, out, req.who))
+	return out.err
+}
+
+// reload reads e's certificate from storage and serves it when another
+// process stored a new one, applying the outcome; it returns the events to
+// deliver.
+func (s *scheduler) reload(ctx context.Context, e *entry) ([]Event, error) {
+	out := e.c.reload(ctx)
+	return s.apply(e, out, attemptScheduled), out.err
+}
+
+// apply brings e's renewal state in line with the outcome out of an
+// obtain or reload asked by who, plans e's next look, and returns the
+// events to notify (also logging what happened).
+func (s *scheduler) apply(e *entry, out outcome, who attempt) []Event {
+	c := e.c
+	now := s.clock.Now()
+	switch out.kind {
+	case outAdopted:
+		s.mu.Lock()
+		if !c.local() {
+			// What was known of the previous certificate (failures,
+			// renewal information) is read again from storage.
+			e.rs.fail, e.rs.failFresh, e.rs.loaded = failureRecord{}, false, false
+		}
+		s.planLocked(e, now)
+		s.mu.Unlock()
+		s.poke()
+		return c.reloadedEvents(out, now)
+	case outStored:
+		s.mu.Lock()
+		e.rs.fail, e.rs.failFresh = failureRecord{}, true
+		e.rs.lastRenewal = now
+		e.rs.obtained = serialHex(out.cert.Leaf)
+		s.planLocked(e, now)
+		s.mu.Unlock()
+		s.poke()
+		return c.obtainedEvents(out, now)
+	case outFailed:
+		s.mu.Lock()
+		e.rs.fail, e.rs.failFresh = out.rec, true
+		s.planLocked(e, now)
+		s.mu.Unlock()
+		s.poke()
+		return c.failedEvents(out.rec, out.err, now)
+	case outRefused:
+		if out.adopt {
+			s.mu.Lock()
+			e.rs.fail, e.rs.failFresh = out.rec, false
+			s.mu.Unlock()
+		}
+	case outNotStarted:
+		if who == attemptStartup {
+			return nil // the scheduler tries again when it starts
+		}
+		// A failure before the order (the storage lock, say) leaves no
+		// record: wait all the same rather than retry at once, and log
+		// and notify it like any failed attempt, so that a renewal that
+		// cannot even start does not fail in silence.
+		s.mu.Lock()
+		f := e.rs.fail
+		s.mu.Unlock()
+		if f.Time.Before(now) {
+			rec := c.failed(failureRecord{Attempts: f.Attempts + 1, Config: c.fp}, out.err)
+			return s.apply(e, outcome{kind: outFailed, rec: rec, err: out.err}, who)
+		}
+	}
+	return nil
+}
+
+// load reads e's failure and ARI records from storage, once.
+func (s *scheduler) load(ctx context.Context, e *entry) {
+	c := e.c
+	s.mu.Lock()
+	loaded := e.rs.loaded
+	s.mu.Unlock()
+	if loaded {
+		return
+	}
+	fail, fok := c.loadFailure(ctx)
+	if fok && c.acme() && fail.outdatedBy(storedCert{cert: c.current()}, time.Time{}) {
+		// Older than the certificate served: the next attempt is the
+		// first. (A record of another configuration is kept, to be
+		// shown, but not waited for: see dueLocked.)
+		fok = false
+	}
+	var ari ariRecord
+	aok := false
+	if c.acme() {
+		ari, aok = c.loadARI(ctx)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fok && !e.rs.failFresh {
+		e.rs.fail = fail
+	}
+	if aok && e.rs.ari.CertID == "" {
+		e.rs.ari = ari
+	}
+	e.rs.loaded = true
+}
+
+// planLocked works out when e needs looking at next and (re)queues it,
+// unless a worker has it.
+func (s *scheduler) planLocked(e *entry, now time.Time) {
+	var next time.Time
+	switch {
+	case !e.rs.loaded:
+		next = now
+	case e.c.local():
+		next = e.rs.polledAt.Add(localPollInterval)
+	default:
+		next = e.dueLocked(now).at
+		if f := e.ariFetchAtLocked(now); !f.IsZero() && f.Before(next) {
+			next = f
+		}
+	}
+	e.rs.next = next
+	if e.rs.busy {
+		return
+	}
+	if e.rs.queued {
+		heap.Fix(&s.queue, e.rs.index)
+	} else {
+		heap.Push(&s.queue, e)
+	}
+}
+
+// dueLocked applies the renewal rules to the certificate e serves, and
+// keeps the result as the renewal planned.
+func (e *entry) dueLocked(now time.Time) due {
+	var leaf *x509.Certificate
+	var obtained time.Time
+	mismatch := ""
+	if cur := e.c.current(); cur != nil {
+		leaf = cur.Leaf
+		if e.rs.obtained == serialHex(leaf) {
+			obtained = e.rs.lastRenewal
+		} else {
+			// A certificate this process has just obtained for the
+			// config is what the CA gives for it: ordering again would
+			// loop. Any other is checked against the config.
+			mismatch = e.c.mismatch(leaf, cur.PrivateKey)
+		}
+	}
+	fail := e.rs.fail
+	if fail.configChanged(e.c.fp) {
+		fail = failureRecord{} // the user changed the config since: no waiting
+	}
+	d := renewalDue(now, leaf, obtained, mismatch, e.rs.ari, fail)
+	e.rs.due = d
+	return d
+}
+
+// ariFetchAtLocked returns when to fetch the renewal information of the
+// certificate e serves; zero when it has none to fetch.
+func (e *entry) ariFetchAtLocked(now time.Time) time.Time {
+	cur := e.c.current()
+	if cur == nil || !e.c.acme() {
+		return time.Time{}
+	}
+	id := ariID(cur.Leaf)
+	if id == "" {
+		return time.Time{}
+	}
+	if e.rs.ari.CertID != id {
+		return now
+	}
+	return e.rs.ari.NextFetch
+}
+
+// force starts a forced renewal of every certificate but the "local"
+// ones, under ctx; it returns nil, starting nothing, while the previous
+// one runs, or when there is nothing to renew.
+func (s *scheduler) force(ctx context.Context) *forceRound {
+	now := s.clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.forced != nil && s.forced.pending > 0 {
+		return nil
+	}
+	round := &forceRound{done: make(chan struct{})}
+	for _, e := range s.entries {
+		if !e.c.local() {
+			round.entries = append(round.entries, e)
+		}
+	}
+	if len(round.entries) == 0 {
+		return nil
+	}
+	round.pending = len(round.entries)
+	s.forced = round
+	for _, e := range round.entries {
+		e.rs.force, e.rs.forceCtx = true, ctx
+		e.rs.forced = &ForcedRenewal{Requested: now}
+		if !e.rs.busy {
+			s.startLocked(ctx, e)
+		}
+	}
+	return round
+}
+
+// lastForce returns the last forced round; nil when none was asked.
+func (s *scheduler) lastForce() *forceRound {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.forced
+}
+
+// forcedDone records the outcome of e's forced renewal.
+func (s *scheduler) forcedDone(e *entry, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f := e.rs.forced; f != nil {
+		f.Finished = s.clock.Now()
+		if err != nil {
+			f.Err = e.c.scrubber.Error(err)
+			f.Error = f.Err.Error()
+		}
+	}
+	if r := s.forced; r != nil && r.pending > 0 {
+		r.pending--
+		if r.pending == 0 {
+			close(r.done)
+		}
+	}
+}
+
+// forcedErrors returns the errors of the last forced round, joined, each
+// naming its certificate.
+func (s *scheduler) forcedErrors() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.forced == nil {
+		return nil
+	}
+	var errs []error
+	for _, e := range s.forced.entries {
+		if f := e.rs.forced; f != nil && f.Err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", e.c.name, f.Err)) // f.Err is scrubbed
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// renewQueue is a min-heap of entries by the time they need looking at.
+type renewQueue []*entry
+
+func (q renewQueue) Len() int           { return len(q) }
+func (q renewQueue) Less(i, j int) bool { return q[i].rs.next.Before(q[j].rs.next) }
+func (q renewQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].rs.index, q[j].rs.index = i, j
+}
+
+func (q *renewQueue) Push(x any) {
+	e := x.(*entry)
+	e.rs.index, e.rs.queued = len(*q), true
+	*q = append(*q, e)
+}
+
+func (q *renewQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	e.rs.queued = false
+	return e
+}
