@@ -318,24 +318,33 @@ func (c *certificate) store(ctx context.Context, certPEM, keyPEM []byte) (cert, 
 	return cert, c.serveLocked(storedCert{cert, certPEM, keyPEM}), nil
 }
 
-// writeFilesLocked writes the certificate files (cert_path 0644, key_path
-// 0600, each crash-safely) when c writes them and they do not already hold
-// sc. The key is written first. A failure is logged (at Error the first
-// time, then at Debug until a write succeeds again) and never stops the
-// certificate from being served; the files are written again at the next
-// change and at every periodic re-read. The caller holds c.serveMu.
+// writeFilesLocked writes the files of sc that do not already hold it:
+// the certificate files (cert_path 0644, key_path 0600, each crash-safely,
+// the key first) when c writes them beside a storage that is not the file
+// layout, and the bundle (bundle_path, 0600, one atomic rename) when it is
+// configured. A failure is logged (at Error the first time, then at Debug
+// until a write succeeds again) and never stops the certificate from being
+// served; the files are written again at the next change, at every
+// periodic re-read, and at the next start. The caller holds c.serveMu.
 func (c *certificate) writeFilesLocked(sc storedCert) {
-	if !c.writesFiles || sc.certPEM == nil {
+	if sc.certPEM == nil || !c.writesFiles && c.cfg.BundlePath == "" {
 		return
 	}
-	err := writeFileIfChanged(c.cfg.KeyPath, sc.keyPEM, true)
-	if err == nil {
-		err = writeFileIfChanged(c.cfg.CertPath, sc.certPEM, false)
+	var err error
+	if c.writesFiles {
+		err = writeFileIfChanged(c.cfg.KeyPath, sc.keyPEM, true)
+		if err == nil {
+			err = writeFileIfChanged(c.cfg.CertPath, sc.certPEM, false)
+		}
+	}
+	if err == nil && c.cfg.BundlePath != "" {
+		err = writeFileIfChanged(c.cfg.BundlePath, bundlePEM(sc), true)
 	}
 	switch {
 	case err != nil && !c.filesErr:
 		c.filesErr = true
 		c.logger.Error().Err(err).Str("cert_path", c.cfg.CertPath).Str("key_path", c.cfg.KeyPath).
+			Str("bundle_path", c.cfg.BundlePath).
 			Msg("cannot write the certificate files; the certificate is served all the same, and writing is retried")
 	case err != nil:
 		c.logger.Debug().Err(err).Msg("cannot write the certificate files")
@@ -343,6 +352,17 @@ func (c *certificate) writeFilesLocked(sc storedCert) {
 		c.filesErr = false
 		c.logger.Info().Str("cert_path", c.cfg.CertPath).Msg("certificate files written again")
 	}
+}
+
+// bundlePEM is the bundle of sc: the private key, then the chain, each
+// ending with a newline.
+func bundlePEM(sc storedCert) []byte {
+	b := make([]byte, 0, len(sc.keyPEM)+len(sc.certPEM)+1)
+	b = append(b, sc.keyPEM...)
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		b = append(b, '\n')
+	}
+	return append(b, sc.certPEM...)
 }
 
 // writeFileIfChanged replaces path with data, crash-safely and with the

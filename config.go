@@ -27,9 +27,14 @@ type Config struct {
 	CertPath string `json:"cert_path,omitempty" yaml:"cert_path,omitempty"`
 	// KeyPath is where the PEM private key is written (mode 0600).
 	KeyPath string `json:"key_path,omitempty" yaml:"key_path,omitempty"`
+	// BundlePath, when set, is a file written with the private key and
+	// then the full chain, in PEM (mode 0600), in one atomic rename: a
+	// server that reads it (HAProxy, Postfix) never sees a certificate
+	// with another certificate's key. Never inherited by an extra.
+	BundlePath string `json:"bundle_path,omitempty" yaml:"bundle_path,omitempty"`
 	// Extra lists more certificates; each inherits every key it leaves
-	// unset, except CertPath and KeyPath (its own, required) and Extra (no
-	// nesting). See MergeExtraConfig.
+	// unset, except CertPath and KeyPath (its own, required), BundlePath
+	// (its own, optional) and Extra (no nesting). See MergeExtraConfig.
 	Extra []ConfigExtra `json:"extra,omitempty" yaml:"extra,omitempty"`
 	// ACMEKeyPath is the ACME account key file (mode 0600).
 	ACMEKeyPath string `json:"acme_key_path,omitempty" yaml:"acme_key_path,omitempty"`
@@ -161,7 +166,7 @@ func joinFieldErrors(problems []*FieldError) error {
 // extra's own keys, and for every key it leaves unset (an empty string, a
 // nil list or map) the main block's value. The exceptions:
 //
-//   - cert_path and key_path are always the extra's own;
+//   - cert_path, key_path and bundle_path are always the extra's own;
 //   - extra is never inherited (extras do not nest);
 //   - options: an extra that sets options (even an empty map) uses its own
 //     map entirely, never mixed with the main block's, so that the
@@ -186,7 +191,7 @@ func MergeExtraConfig(mainCfg *Config, extraCfg *ConfigExtra) ConfigExtra {
 		cloneField(mv.Field(i))
 	}
 	merged.Extra = nil
-	merged.CertPath, merged.KeyPath = extraCfg.CertPath, extraCfg.KeyPath
+	merged.CertPath, merged.KeyPath, merged.BundlePath = extraCfg.CertPath, extraCfg.KeyPath, extraCfg.BundlePath
 	merged.Options = maps.Clone(mainCfg.Options)
 	if extraCfg.Options != nil {
 		merged.Options = maps.Clone(extraCfg.Options)

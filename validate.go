@@ -365,6 +365,9 @@ func (v *validator) checkFiles(cfg *Config) {
 		if b.KeyPath != "" {
 			uses = append(uses, use{prefixes[i] + "key_path", b.KeyPath})
 		}
+		if b.BundlePath != "" {
+			uses = append(uses, use{prefixes[i] + "bundle_path", b.BundlePath})
+		}
 	}
 	owner := make(map[string]string, len(uses))
 	for _, u := range uses {
