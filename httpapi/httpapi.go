@@ -12,20 +12,19 @@
 //     renewal has finished: 200 when every certificate was renewed, 500
 //     when one failed, 409 when there is nothing to renew;
 //   - GET /metrics: Prometheus metrics (see the Metric constants), from a
-//     registry of the handler's own.
-//
-// GET / serves a status page for a browser (see PathPage): one HTML page
-// with its style and script inline, which shows the certificates from the
-// info endpoint and renews them through the stream.
+//     registry of the handler's own;
+//   - GET /: the status page for a browser (PathPage), one HTML page with
+//     its style and script inline, which lists the certificates from the
+//     info endpoint and renews them through the stream.
 //
 // Every endpoint but the page requires "Authorization: Bearer <token>"
 // when a token is set; the comparison takes constant time. The renewal
 // stream also takes the token as a WebSocket subprotocol (see
-// Subprotocol), as browsers send it. The page itself is served without
-// the token: it holds no data, and asks for the token in a form. Without
-// a token the API is open: serve it on loopback only. No response holds a secret: DNS
-// provider credentials and EAB keys never leave the Provider, and its
-// error messages have them removed.
+// Subprotocol), as a browser can send it. The page is served without the
+// token: it holds no data, and asks for the token in a form. Without a
+// token the API is open: serve it on loopback only. No response holds a
+// secret: DNS provider credentials and EAB keys never leave the Provider,
+// and its error messages have them removed.
 //
 // Progress and renewal counters come from an Events given to both the
 // Provider (autocert.WithProgress, autocert.WithNotifier) and the handler.

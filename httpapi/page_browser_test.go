@@ -417,7 +417,7 @@ func TestStatusPageBrowser(t *testing.T) {
 		}
 		var stored *string
 		if err := json.Unmarshal(b.do("session", "key", "autocert.api.token"), &stored); err != nil || stored == nil || *stored != token {
-			t.Errorf("session storage holds %v, want the token", stored)
+			t.Errorf("session storage does not hold the token (%v)", err)
 		}
 
 		checkCertificates(t, b, f)
