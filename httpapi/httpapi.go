@@ -12,13 +12,19 @@
 //     renewal has finished: 200 when every certificate was renewed, 500
 //     when one failed, 409 when there is nothing to renew;
 //   - GET /metrics: Prometheus metrics (see the Metric constants), from a
-//     registry of the handler's own.
+//     registry of the handler's own;
+//   - GET /: the status page for a browser (PathPage), one HTML page with
+//     its style and script inline, which lists the certificates from the
+//     info endpoint and renews them through the stream.
 //
-// Every endpoint requires "Authorization: Bearer <token>" when a token is
-// set; the comparison takes constant time. Without a token the API is
-// open: serve it on loopback only. No response holds a secret: DNS
-// provider credentials and EAB keys never leave the Provider, and its
-// error messages have them removed.
+// Every endpoint but the page requires "Authorization: Bearer <token>"
+// when a token is set; the comparison takes constant time. The renewal
+// stream also takes the token as a WebSocket subprotocol (see
+// Subprotocol), as a browser can send it. The page is served without the
+// token: it holds no data, and asks for the token in a form. Without a
+// token the API is open: serve it on loopback only. No response holds a
+// secret: DNS provider credentials and EAB keys never leave the Provider,
+// and its error messages have them removed.
 //
 // Progress and renewal counters come from an Events given to both the
 // Provider (autocert.WithProgress, autocert.WithNotifier) and the handler.
@@ -44,6 +50,7 @@ import (
 
 // Paths of the endpoints.
 const (
+	PathPage    = "/" // the status page
 	PathInfo    = "/api/v1/cert/info"
 	PathRenew   = "/api/v1/cert/renew"
 	PathMetrics = "/metrics"
@@ -51,8 +58,9 @@ const (
 
 // Options configures the handler.
 type Options struct {
-	// Token is the bearer token every request must present. Empty: no
-	// authentication, for a listener on loopback only.
+	// Token is the bearer token every request but that of the status
+	// page must present. Empty: no authentication, for a listener on
+	// loopback only.
 	Token string
 	// Events is the Events given to the Provider. Without it, the renewal
 	// stream has no progress lines (only the result) and /metrics has no
@@ -76,14 +84,17 @@ type handler struct {
 	token  [sha256.Size]byte
 	mux    *http.ServeMux
 	logger zerolog.Logger
+
+	statusPage statusPage
 }
 
 // New returns the handler of the API of p. It keeps no state outside the
 // returned value: each handler has its own Prometheus registry.
 func New(p *autocert.Provider, opts Options) http.Handler {
-	h := &handler{p: p, opts: opts, token: sha256.Sum256([]byte(opts.Token)), mux: http.NewServeMux(), logger: opts.Logger}
+	h := &handler{p: p, opts: opts, token: sha256.Sum256([]byte(opts.Token)), mux: http.NewServeMux(), logger: opts.Logger, statusPage: newPage()}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(p, opts.Events))
+	h.mux.HandleFunc("GET "+PathPage+"{$}", h.page)
 	h.mux.HandleFunc("GET "+PathInfo, h.info)
 	h.mux.HandleFunc("GET "+PathRenew, h.renew)
 	h.mux.HandleFunc("POST "+PathRenew, h.renew)
@@ -93,7 +104,7 @@ func New(p *autocert.Provider, opts Options) http.Handler {
 
 // ServeHTTP checks the token, then serves the request.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.opts.Token != "" && !h.authorized(r) {
+	if h.opts.Token != "" && !isPage(r) && !h.authorized(r) {
 		h.logger.Warn().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Msg("API request refused: missing or wrong bearer token")
 		w.Header().Set("WWW-Authenticate", `Bearer realm="autocert"`)
 		writeJSON(w, http.StatusUnauthorized, errorBody{"missing or wrong bearer token"})
@@ -102,14 +113,17 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)
 }
 
-// authorized compares the request's bearer token with the configured one
-// in constant time (of hashes, so the length does not show either).
+// authorized compares the request's bearer token, from its Authorization
+// header or else its WebSocket subprotocol, with the configured one in
+// constant time (of hashes, so the length does not show either).
 func (h *handler) authorized(r *http.Request) bool {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+	if ok && strings.EqualFold(scheme, "Bearer") {
+		token = strings.TrimSpace(token)
+	} else if token, ok = subprotocolToken(r); !ok {
 		return false
 	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	got := sha256.Sum256([]byte(token))
 	return subtle.ConstantTimeCompare(got[:], h.token[:]) == 1
 }
 
@@ -242,7 +256,9 @@ func (h *handler) renew(w http.ResponseWriter, r *http.Request) {
 
 // renewStream forces a renewal and streams its progress over a WebSocket.
 func (h *handler) renewStream(w http.ResponseWriter, r *http.Request) {
-	c, err := websocket.Accept(w, r, nil)
+	// A browser that offered the token as a subprotocol fails the
+	// handshake unless the answer names one it offered: Subprotocol.
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{Subprotocol}})
 	if err != nil {
 		h.logger.Warn().Err(err).Str("remote", r.RemoteAddr).Msg("renewal stream: WebSocket handshake failed")
 		return

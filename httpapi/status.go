@@ -25,6 +25,10 @@ type CertStatus struct {
 	// "expired", "missing"); unknown for "local" certificates.
 	NextRenewal   int64  `json:"next_renewal,omitempty"`
 	RenewalReason string `json:"renewal_reason,omitempty"`
+	// WindowStart and WindowEnd are the renewal window the CA suggested
+	// (ACME Renewal Information), when known.
+	WindowStart int64 `json:"window_start,omitempty"`
+	WindowEnd   int64 `json:"window_end,omitempty"`
 	// LastFailure, LastError and Failures describe the failed attempts
 	// since the last success; RetryAt is when the next one may start.
 	LastFailure int64  `json:"last_failure,omitempty"`
@@ -56,6 +60,8 @@ func Statuses(p *autocert.Provider) []CertStatus {
 			Domains:       configuredDomains(cfg, i),
 			NextRenewal:   unix(rs.NextRenewal),
 			RenewalReason: rs.Reason,
+			WindowStart:   unix(rs.WindowStart),
+			WindowEnd:     unix(rs.WindowEnd),
 			LastFailure:   unix(rs.LastFailure),
 			LastError:     rs.LastError,
 			Failures:      rs.Failures,
