@@ -54,6 +54,9 @@ type app struct {
 	// secrets scrubs the secrets of the config, once loaded, from the
 	// log and the errors printed.
 	secrets *secretScrubber
+	// service is the service manager told of "run"'s progress; nil
+	// outside a Type=notify unit.
+	service *service
 }
 
 // Main runs the command with args (without the program name) and returns

@@ -36,12 +36,22 @@ func (a *app) run(args []string) int {
 	if code, ok := a.parseCommand(fs, args, "run [flags]", 0); !ok {
 		return code
 	}
+	// Read before anything starts a process, which must not inherit it.
+	svc, err := newService(a.secrets.Scrub)
+	if err != nil {
+		return a.fail(exitUsage, "%v", err)
+	}
+	a.service = svc
 	s, status := a.open(modeRun)
 	if s == nil {
 		return status
 	}
 	ctx, stop := signalContext()
-	defer stop()
+	svc.start(ctx, s.provider, s.logger)
+	defer func() {
+		stop()
+		svc.wait() // it ends with ctx
+	}()
 
 	if err := s.provider.ObtainCertIfNotExistsAll(); err != nil {
 		// The scheduler tries again, waiting after failures; a restart
@@ -78,6 +88,7 @@ func (a *app) run(args []string) int {
 			Bool("token", api.Token != "").Msg("serving the HTTP API")
 	}
 	s.logger.Info().Msg("running: certificates are renewed in the background until SIGINT or SIGTERM")
+	svc.markReady()
 
 	exit := exitOK
 	select {

@@ -94,6 +94,14 @@ func (a *app) open(mode sessionMode) (*session, int) {
 				s.events.Progress(pr)
 			}
 		}
+		if mode == modeRun && a.service != nil {
+			svc, shown := a.service, progress
+			opts = append(opts, autocert.WithNotifier(svc))
+			progress = func(pr autocert.Progress) {
+				shown(pr)
+				svc.progress(pr)
+			}
+		}
 		opts = append(opts, autocert.WithProgress(progress))
 		for _, h := range hooks {
 			if mode == modeOneShot {
