@@ -86,12 +86,18 @@ type handler struct {
 	logger zerolog.Logger
 
 	statusPage statusPage
+	// crossOrigin refuses a renewal asked by another web site's page
+	// (a form posted, an image loaded from the API's address), which a
+	// browser on the API's host would otherwise send: the API is often
+	// open on loopback, without a token.
+	crossOrigin *http.CrossOriginProtection
 }
 
 // New returns the handler of the API of p. It keeps no state outside the
 // returned value: each handler has its own Prometheus registry.
 func New(p *autocert.Provider, opts Options) http.Handler {
-	h := &handler{p: p, opts: opts, token: sha256.Sum256([]byte(opts.Token)), mux: http.NewServeMux(), logger: opts.Logger, statusPage: newPage()}
+	h := &handler{p: p, opts: opts, token: sha256.Sum256([]byte(opts.Token)), mux: http.NewServeMux(), logger: opts.Logger, statusPage: newPage(),
+		crossOrigin: http.NewCrossOriginProtection()}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(p, opts.Events))
 	h.mux.HandleFunc("GET "+PathPage+"{$}", h.page)
@@ -102,8 +108,20 @@ func New(p *autocert.Provider, opts Options) http.Handler {
 	return h
 }
 
-// ServeHTTP checks the token, then serves the request.
+// ServeHTTP refuses a renewal asked from another origin, checks the
+// token, then serves the request.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == PathRenew {
+		// A GET renews too: check it as the state-changing request it is.
+		asked := *r
+		asked.Method = http.MethodPost
+		if err := h.crossOrigin.Check(&asked); err != nil {
+			h.logger.Warn().Str("remote", r.RemoteAddr).Str("origin", r.Header.Get("Origin")).
+				Str("fetch_site", r.Header.Get("Sec-Fetch-Site")).Msg("API renewal refused: asked by a page of another origin")
+			writeJSON(w, http.StatusForbidden, errorBody{"renewal refused: the request comes from a page of another origin"})
+			return
+		}
+	}
 	if h.opts.Token != "" && !isPage(r) && !h.authorized(r) {
 		h.logger.Warn().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Msg("API request refused: missing or wrong bearer token")
 		w.Header().Set("WWW-Authenticate", `Bearer realm="autocert"`)

@@ -467,3 +467,61 @@ func TestNothingToRenew(t *testing.T) {
 		t.Errorf("then: %v, want a normal close", err)
 	}
 }
+
+// TestRenewRefusedFromAnotherOrigin: a renewal asked by a page of another
+// web site (a form posted to the API, an image or link loaded from it) is
+// refused with 403 and orders nothing, with or without a token, whatever
+// the method; a same-origin request (the status page) and one from a tool
+// that sends no browser headers (curl) are served.
+func TestRenewRefusedFromAnotherOrigin(t *testing.T) {
+	f := newFixture(t)
+	orders := len(f.ca.Orders())
+	for _, tc := range []struct {
+		name, method string
+		header       map[string]string
+	}{
+		{"form posted from another site", http.MethodPost, map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}},
+		{"image loaded by another site", http.MethodGet, map[string]string{"Sec-Fetch-Site": "cross-site"}},
+		{"same site, other origin", http.MethodGet, map[string]string{"Sec-Fetch-Site": "same-site"}},
+		{"old browser, other origin", http.MethodPost, map[string]string{"Origin": "http://evil.example"}},
+	} {
+		for _, auth := range []string{"", "Bearer " + token} {
+			req, err := http.NewRequest(tc.method, f.srv.URL+httpapi.PathRenew, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tc.header {
+				req.Header.Set(k, v)
+			}
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			resp, err := f.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Errorf("%s (token %v): status %d, want 403", tc.name, auth != "", resp.StatusCode)
+			}
+		}
+	}
+	if n := len(f.ca.Orders()); n != orders {
+		t.Errorf("%d orders sent by refused renewals", n-orders)
+	}
+	for _, h := range []map[string]string{{"Sec-Fetch-Site": "same-origin"}, {}} {
+		req, _ := http.NewRequest(http.MethodPost, f.srv.URL+httpapi.PathRenew, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		resp, err := f.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("renewal with headers %v: status %d, want 200", h, resp.StatusCode)
+		}
+	}
+}
