@@ -42,7 +42,8 @@ type certificate struct {
 	scrubber *redact.Scrubber // the secrets of cfg
 	sni      *sniIndex        // where the certificate served is published
 
-	failureKey string // storage key of the last-failure record
+	failureKey string // storage key of the last-failure record (a time alone)
+	detailKey  string // storage key of the failure record's detail
 	ariKey     string // storage key of the persisted renewal information
 	fp         string // cfg.fingerprint(), kept in failure records
 	// writesFiles: the storage is not the file layout, and the
@@ -73,6 +74,7 @@ func newCertificate(name string, cfg *Config, acct *account, s *settings, sni *s
 		scrubber:    redact.New(cfg.secrets()...),
 		sni:         sni,
 		failureKey:  failureKey(cfg.CertPath, cfg.KeyPath),
+		detailKey:   failureDetailKey(cfg.CertPath, cfg.KeyPath),
 		ariKey:      ariKey(cfg.CertPath, cfg.KeyPath),
 		fp:          cfg.fingerprint(),
 		writesFiles: !files && cfg.Provider != ProviderLocal,

@@ -219,6 +219,31 @@ func sameCA(a, b string) bool {
 	return a == b
 }
 
+// clone returns a deep copy of cfg: a Provider keeps its own, so that the
+// caller may change or validate cfg again while it runs.
+func (cfg *Config) clone() *Config {
+	c := *cfg
+	cv := reflect.ValueOf(&c).Elem()
+	for i := range cv.NumField() {
+		cloneField(cv.Field(i))
+	}
+	for i := range c.Extra {
+		ev := reflect.ValueOf(&c.Extra[i]).Elem()
+		for j := range ev.NumField() {
+			cloneField(ev.Field(j))
+		}
+		if s := c.Extra[i].Storage; s != nil {
+			sc := *s
+			c.Extra[i].Storage = &sc
+		}
+	}
+	if c.Storage != nil {
+		sc := *c.Storage
+		c.Storage = &sc
+	}
+	return &c
+}
+
 // cloneField replaces a slice or map held in v by a copy.
 func cloneField(v reflect.Value) {
 	switch v.Kind() {

@@ -538,7 +538,7 @@ func TestMergeExtraConfig(t *testing.T) {
 		extra := &ConfigExtra{CertPath: "certs/a.crt", KeyPath: "certs/a.key"}
 		got := MergeExtraConfig(main, extra)
 		want := ConfigExtra(*main)
-		want.CertPath, want.KeyPath, want.Extra = "certs/a.crt", "certs/a.key", nil
+		want.CertPath, want.KeyPath, want.BundlePath, want.Extra = "certs/a.crt", "certs/a.key", "", nil
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("merged:\n%+v\nwant\n%+v", got, want)
 		}
@@ -548,6 +548,11 @@ func TestMergeExtraConfig(t *testing.T) {
 			name := gv.Type().Field(i).Name
 			switch name {
 			case "CertPath", "KeyPath", "Extra":
+				continue
+			case "BundlePath": // the extra's own, never inherited
+				if got.BundlePath != "" {
+					t.Errorf("bundle_path %q inherited", got.BundlePath)
+				}
 				continue
 			}
 			if mv.Field(i).IsZero() {

@@ -31,7 +31,8 @@ type Provider struct {
 }
 
 // New builds the Provider of cfg: the main certificate and one per extra.
-// It validates cfg (once), opens the storage of the config's storage block
+// It validates cfg (once, filling in its defaults as Validate does) and
+// keeps a copy of it, so the caller may reuse or change cfg; it opens the storage of the config's storage block
 // unless WithStorage gives one (logging through the Provider's logger),
 // and reads or creates the ACME account key of each account in that
 // storage, under acme_key_path: extras on the same CA and account key as
@@ -52,6 +53,7 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (_ *Provider, err err
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.clone() // the Provider's own: the caller's may change
 	ctx, cancel := context.WithTimeout(ctx, storageOpenTimeout)
 	defer cancel()
 	p := &Provider{cfg: cfg, logger: s.logger}

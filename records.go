@@ -17,9 +17,14 @@ import (
 
 // failureRecord is the persisted last failure of one certificate.
 //
-// Its file starts with the RFC 3339 time of the last failure on a line of
-// its own, as the seed writes it (a file holding only that line loads);
-// "key: value" lines follow.
+// It is kept in two files, written together in one Store. The
+// last-failure file (failureKey) holds the RFC 3339 time of the last
+// failure and nothing else, as the seed and GoDoxy write it and read it
+// whole, so that an installation can go back to them and keep its
+// cool-down. The detail file (failureDetailKey) beside it starts with the
+// same time on a line of its own, then "key: value" lines: attempts,
+// retry time, serial, config, error. A last-failure file written by an
+// earlier version of autocert, with the detail lines in it, still loads.
 type failureRecord struct {
 	Time     time.Time // when the last attempt failed (or started, if it never ended)
 	Attempts int       // consecutive failures, 1 or more
@@ -55,6 +60,13 @@ func (r failureRecord) unfinished() bool {
 // <dir of cert_path>/.last_failure-<hex of sha256(cert_path|key_path)[:6]>.
 func failureKey(certPath, keyPath string) string {
 	return recordKey(".last_failure-", certPath, keyPath)
+}
+
+// failureDetailKey is the storage key of the detail of the failure record
+// of a certificate, beside its last-failure file:
+// <dir of cert_path>/.autocert_failure-<hex of sha256(cert_path|key_path)[:6]>.
+func failureDetailKey(certPath, keyPath string) string {
+	return recordKey(".autocert_failure-", certPath, keyPath)
 }
 
 // recordKey names a record kept beside a certificate: in the directory of
@@ -236,10 +248,21 @@ func parseARIRecord(data []byte) (ariRecord, error) {
 	return r, nil
 }
 
-// loadFailure reads the failure record of p's certificate; ok is false
-// when there is none (or it does not parse, which is logged).
+// loadFailure reads the failure record of c; ok is false when there is
+// none (or it does not parse, which is logged). The detail is used unless
+// the last-failure file holds a later time (another program sharing the
+// files, the seed or GoDoxy, failed since): that failure then counts, as
+// a first one.
 func (c *certificate) loadFailure(ctx context.Context) (failureRecord, bool) {
-	return loadRecord(ctx, c, c.failureKey, "last-failure record", parseFailureRecord)
+	last, lok := loadRecord(ctx, c, c.failureKey, "last-failure record", parseFailureRecord)
+	detail, dok := loadRecord(ctx, c, c.detailKey, "last-failure detail", parseFailureRecord)
+	switch {
+	case dok && (!lok || !last.Time.After(detail.Time)):
+		return detail, true
+	case lok:
+		return last, true
+	}
+	return failureRecord{}, false
 }
 
 // loadRecord reads the record stored under key and parses it; ok is false
@@ -261,16 +284,26 @@ func loadRecord[R any](ctx context.Context, c *certificate, key, what string, pa
 	return r, true
 }
 
+// storeFailure writes the failure record r: the last-failure file and its
+// detail, in one Store.
 func (c *certificate) storeFailure(ctx context.Context, r failureRecord) {
 	// Private: the error text may name hosts, accounts or paths.
-	if err := c.storage.Store(ctx, Entry{Key: c.failureKey, Value: r.marshal(), Private: true}); err != nil {
+	err := c.storage.Store(ctx,
+		Entry{Key: c.failureKey, Value: r.Time.UTC().AppendFormat(nil, time.RFC3339), Private: true},
+		Entry{Key: c.detailKey, Value: r.marshal(), Private: true},
+	)
+	if err != nil {
 		c.logger.Error().Err(err).Str("file", c.failureKey).Msg("cannot write last-failure record")
 	}
 }
 
+// clearFailure removes the failure record: the last-failure file and its
+// detail.
 func (c *certificate) clearFailure(ctx context.Context) {
-	if err := c.storage.Delete(ctx, c.failureKey); err != nil {
-		c.logger.Warn().Err(err).Str("file", c.failureKey).Msg("cannot remove last-failure record")
+	for _, key := range []string{c.failureKey, c.detailKey} {
+		if err := c.storage.Delete(ctx, key); err != nil {
+			c.logger.Warn().Err(err).Str("file", key).Msg("cannot remove last-failure record")
+		}
 	}
 }
 

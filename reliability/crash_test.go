@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -194,6 +195,9 @@ func okOrError(err error) string {
 type crashDir struct {
 	root, config    string
 	certDir, acmDir string
+	bundle          string // bundle_path
+	bundleBefore    []byte // the bundle as the last kill left it (nil: none)
+	bundleSeen      bool   // bundleBefore was read after a kill
 	hasCert         bool   // a certificate was stored whole at least once
 	serial          string // the last certificate known stored
 	pendingSerial   string // a certificate whose store a kill interrupted
@@ -216,6 +220,9 @@ type crashRun struct {
 	starts     int
 	reorders   int
 	tempLeft   int // temporary files of torn writes left by the kills
+	// bundleRepairs counts the fresh starts that found the bundle not
+	// holding the pair they serve, by what it held instead.
+	bundleRepairs map[string]int
 
 	// newOrder is the CA's new-order URL, from its directory;
 	// freshOrders counts the new-order requests the fresh starts sent.
@@ -243,6 +250,7 @@ func (r *crashRun) violate(format string, args ...any) {
 func (r *crashRun) newDir() *crashDir {
 	root := filepath.Join(r.t.TempDir(), "inst")
 	d := &crashDir{root: root, certDir: filepath.Join(root, "certs"), acmDir: filepath.Join(root, "account"), tmpSeen: map[string]bool{}}
+	d.bundle = filepath.Join(d.certDir, "bundle.pem")
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		r.t.Fatal(err)
 	}
@@ -253,6 +261,7 @@ func (r *crashRun) newDir() *crashDir {
   domains: [%q]
   cert_path: %s
   key_path: %s
+  bundle_path: %s
   acme_key_path: %s
   ca_dir_url: %s
   ca_certs: [%s]
@@ -260,7 +269,7 @@ func (r *crashRun) newDir() *crashDir {
   options:
     api_url: ${ACMETEST_API_URL}
     api_token: ${ACMETEST_API_TOKEN}
-`, crashDomain, filepath.Join(d.certDir, "cert.crt"), filepath.Join(d.certDir, "priv.key"),
+`, crashDomain, filepath.Join(d.certDir, "cert.crt"), filepath.Join(d.certDir, "priv.key"), d.bundle,
 		filepath.Join(d.acmDir, "acme.key"), r.ca.DirectoryURL(), r.ca.CACertFile(), r.ca.DNSAddr())
 	if err := os.WriteFile(d.config, []byte(text), 0o600); err != nil {
 		r.t.Fatal(err)
@@ -296,7 +305,8 @@ func TestCrashRecovery(t *testing.T) {
 	t.Setenv("ACMETEST_API_URL", opts[acmetest.OptionAPIURL].Value())
 	t.Setenv("ACMETEST_API_TOKEN", opts[acmetest.OptionAPIToken].Value())
 	r := &crashRun{t: t, ca: ca, byPhase: map[string]int{}, byInFlight: map[string]int{},
-		byDisk: map[string]int{}, durations: map[string][]time.Duration{}, newOrder: newOrderURL(t, ca)}
+		byDisk: map[string]int{}, durations: map[string][]time.Duration{}, bundleRepairs: map[string]int{},
+		newOrder: newOrderURL(t, ca)}
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewPCG(uint64(seed), 8))
 	t.Logf("seed %d", seed)
@@ -540,6 +550,8 @@ func (r *crashRun) calibrate() {
 // a temporary file (a write torn before its rename), a journal (a
 // certificate and key store not completed), or nothing unusual.
 func (r *crashRun) inspect(d *crashDir) string {
+	d.bundleBefore, _ = os.ReadFile(d.bundle)
+	d.bundleSeen = true
 	var found []string
 	for _, dir := range []string{d.certDir, d.acmDir} {
 		entries, _ := os.ReadDir(dir)
@@ -575,6 +587,9 @@ func tmpKind(accountDir bool, data []byte) string {
 		return "file (empty)"
 	case bytes.HasPrefix(data, []byte("-----BEGIN CERTIFICATE")):
 		return "certificate"
+	case bytes.HasPrefix(data, []byte("-----BEGIN")) && bytes.Contains(data, []byte("PRIVATE KEY")) &&
+		bytes.Contains(data, []byte("CERTIFICATE")):
+		return "bundle"
 	case bytes.Contains(data, []byte("PRIVATE KEY")):
 		if accountDir {
 			return "account-key"
@@ -659,6 +674,7 @@ func (r *crashRun) freshStart(d *crashDir) {
 	if err := verifyPair(c, crashDomain, ca.Roots()); err != nil {
 		r.violate("fresh start serves a certificate that does not verify: %v", err)
 	}
+	r.checkBundle(d, c)
 	serial := c.Leaf.SerialNumber.Text(16)
 	r.freshOrders += sent.n.Load()
 	if d.hasCert {
@@ -675,6 +691,57 @@ func (r *crashRun) freshStart(d *crashDir) {
 	d.hasCert, d.serial, d.pendingSerial = true, serial, ""
 }
 
+// checkBundle checks, after a fresh start of d that serves c, that the
+// bundle file holds exactly the pair served: mode 0600, a key and chain
+// tls.X509KeyPair accepts, the leaf and chain of c, the key of c. It counts
+// the starts after a kill that found it holding something else although a
+// certificate had been stored.
+func (r *crashRun) checkBundle(d *crashDir, c *tls.Certificate) {
+	if d.bundleSeen && d.hasCert {
+		if before := bundleState(d.bundleBefore, c); before != "" {
+			r.bundleRepairs[before]++
+		}
+	}
+	d.bundleBefore, d.bundleSeen = nil, false
+	fi, err := os.Stat(d.bundle)
+	if err != nil {
+		r.violate("no bundle after a fresh start: %v", err)
+		return
+	}
+	if fi.Mode() != 0o600 {
+		r.violate("bundle mode %v after a fresh start, want -rw-------", fi.Mode())
+	}
+	data, err := os.ReadFile(d.bundle)
+	if err != nil {
+		r.violate("bundle: %v", err)
+		return
+	}
+	if state := bundleState(data, c); state != "" {
+		r.violate("after a fresh start the bundle holds %s, not the pair served (serial %s)", state, c.Leaf.SerialNumber.Text(16))
+	}
+}
+
+// bundleState compares a bundle's content with the pair served, c: "" when
+// it holds exactly that pair, else what it holds instead.
+func bundleState(data []byte, c *tls.Certificate) string {
+	if data == nil {
+		return "nothing (missing)"
+	}
+	pair, err := tls.X509KeyPair(data, data)
+	switch {
+	case err != nil:
+		return "no matching pair"
+	case !pair.Leaf.Equal(c.Leaf):
+		return "another certificate"
+	case !slices.EqualFunc(pair.Certificate, c.Certificate, bytes.Equal):
+		return "another chain"
+	}
+	if k, ok := pair.PrivateKey.(interface{ Equal(crypto.PrivateKey) bool }); !ok || !k.Equal(c.PrivateKey) {
+		return "another key"
+	}
+	return ""
+}
+
 // report logs the figures of the run.
 func (r *crashRun) report(elapsed time.Duration) {
 	t := r.t
@@ -689,6 +756,7 @@ func (r *crashRun) report(elapsed time.Duration) {
 		"kills_by_write_in_flight": r.byInFlight,
 		"kills_by_state_on_disk":   r.byDisk,
 		"temp_files_left_by_kills": r.tempLeft,
+		"bundle_rewrites":          r.bundleRepairs,
 		"store_median_us":          r.medians(),
 	}
 	b, _ := json.MarshalIndent(summary, "", "  ")
