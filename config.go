@@ -54,7 +54,9 @@ type Config struct {
 	EABKid string `json:"eab_kid,omitempty" yaml:"eab_kid,omitempty"`
 	// EABHmac is the External Account Binding HMAC key, base64url.
 	EABHmac Redacted `json:"eab_hmac,omitempty" yaml:"eab_hmac,omitempty"`
-	// CertificateKeyType is EC256 (default), EC384, RSA2048, RSA3072 or RSA4096.
+	// CertificateKeyType is EC256 (default), EC384, RSA2048, RSA3072,
+	// RSA4096 or RSA8192; Validate also accepts P256, P384, 2048, 3072,
+	// 4096 and 8192 (lego's and GoDoxy's names) and normalises them.
 	CertificateKeyType string `json:"certificate_key_type,omitempty" yaml:"certificate_key_type,omitempty"`
 	// Profile is the ACME certificate profile to ask for (for example
 	// "shortlived" at Let's Encrypt); the CA's default when empty.
@@ -82,10 +84,37 @@ const (
 )
 
 // keyTypeNames lists the accepted certificate_key_type values, for messages.
-const keyTypeNames = "EC256, EC384, RSA2048, RSA3072 or RSA4096"
+const keyTypeNames = "EC256, EC384, RSA2048, RSA3072, RSA4096 or RSA8192 (also written P256, P384, 2048, 3072, 4096, 8192)"
 
-// legoKeyType maps a certificate_key_type value to lego's key type.
+// canonicalKeyType returns the certificate_key_type name, in any case,
+// as autocert writes it: EC256, EC384, RSA2048, RSA3072, RSA4096 or
+// RSA8192. It also accepts lego's and GoDoxy's names for the same types:
+// P256, P384, 2048, 3072, 4096 and 8192.
+func canonicalKeyType(name string) (string, bool) {
+	switch strings.ToUpper(strings.TrimSpace(name)) {
+	case "EC256", "P256":
+		return "EC256", true
+	case "EC384", "P384":
+		return "EC384", true
+	case "RSA2048", "2048":
+		return "RSA2048", true
+	case "RSA3072", "3072":
+		return "RSA3072", true
+	case "RSA4096", "4096":
+		return "RSA4096", true
+	case "RSA8192", "8192":
+		return "RSA8192", true
+	}
+	return "", false
+}
+
+// legoKeyType maps a certificate_key_type value, in any of the spellings
+// canonicalKeyType accepts, to lego's key type.
 func legoKeyType(name string) (certcrypto.KeyType, bool) {
+	name, ok := canonicalKeyType(name)
+	if !ok {
+		return "", false
+	}
 	switch name {
 	case "EC256":
 		return certcrypto.EC256, true
@@ -97,6 +126,8 @@ func legoKeyType(name string) (certcrypto.KeyType, bool) {
 		return certcrypto.RSA3072, true
 	case "RSA4096":
 		return certcrypto.RSA4096, true
+	case "RSA8192":
+		return certcrypto.RSA8192, true
 	}
 	return "", false
 }
@@ -168,9 +199,12 @@ func joinFieldErrors(problems []*FieldError) error {
 //
 //   - cert_path, key_path and bundle_path are always the extra's own;
 //   - extra is never inherited (extras do not nest);
-//   - options: an extra that sets options (even an empty map) uses its own
-//     map entirely, never mixed with the main block's, so that the
-//     credentials of two DNS accounts are not combined;
+//   - options: an extra that sets options uses its own map entirely,
+//     never mixed with the main block's, so that the credentials of two
+//     DNS accounts are not combined; an empty map (options: {}) counts as
+//     unset and inherits the main block's options, as in GoDoxy, unless
+//     the extra names another DNS provider than the main block's (whose
+//     credentials are not for it): it then has no options;
 //   - an extra that names another CA (a ca_dir_url that differs from the
 //     main block's) does not inherit eab_kid and eab_hmac, which belong to
 //     the main block's CA, nor the main block's default account key: its
@@ -193,7 +227,8 @@ func MergeExtraConfig(mainCfg *Config, extraCfg *ConfigExtra) ConfigExtra {
 	merged.Extra = nil
 	merged.CertPath, merged.KeyPath, merged.BundlePath = extraCfg.CertPath, extraCfg.KeyPath, extraCfg.BundlePath
 	merged.Options = maps.Clone(mainCfg.Options)
-	if extraCfg.Options != nil {
+	otherProvider := extraCfg.Provider != "" && !strings.EqualFold(strings.TrimSpace(extraCfg.Provider), strings.TrimSpace(mainCfg.Provider))
+	if len(extraCfg.Options) > 0 || extraCfg.Options != nil && otherProvider {
 		merged.Options = maps.Clone(extraCfg.Options)
 	}
 	otherCA := extraCfg.CADirURL != "" && !sameCA(extraCfg.CADirURL, mainCfg.CADirURL)

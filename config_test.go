@@ -434,8 +434,11 @@ func TestConfigValidateRules(t *testing.T) {
 				c.Extra = append(c.Extra, ConfigExtra{CertPath: fmt.Sprintf("c%d", i), KeyPath: fmt.Sprintf("k%d", i), CertificateKeyType: kt})
 			}
 		}},
-		{name: "unknown key type", mutate: func(c *Config) { c.CertificateKeyType = "RSA8192" },
-			want: []string{`certificate_key_type: unknown key type "RSA8192": use EC256, EC384, RSA2048, RSA3072 or RSA4096`}},
+		{name: "unknown key type", mutate: func(c *Config) { c.CertificateKeyType = "rsa1024" },
+			want: []string{`certificate_key_type: unknown key type "rsa1024": use EC256, EC384, RSA2048, RSA3072, RSA4096 or RSA8192 (also written P256, P384, 2048, 3072, 4096, 8192)`}},
+		{name: "unknown key type of an extra", mutate: func(c *Config) {
+			c.Extra = []ConfigExtra{{CertPath: "certs/a.crt", KeyPath: "certs/a.key", CertificateKeyType: "ed25519"}}
+		}, want: []string{`extra[0].certificate_key_type: unknown key type "ed25519": use EC256`}},
 		{name: "options validator", mutate: func(c *Config) { c.Options = Options{"token": "x"} },
 			want: []string{"options: missing required option api_token"}},
 		{name: "options validator of an extra", mutate: func(c *Config) {
@@ -590,9 +593,14 @@ func TestMergeExtraConfig(t *testing.T) {
 				}
 			}))
 		}
+		// options: {} is unset, as in GoDoxy: the main block's options.
 		empty := MergeExtraConfig(main, &ConfigExtra{CertPath: "a", KeyPath: "b", Options: Options{}})
-		if len(empty.Options) != 0 {
-			t.Error("an empty options map set by the extra must not inherit")
+		if !reflect.DeepEqual(empty.Options, main.Options) {
+			t.Error("an empty options map set by the extra must inherit the main block's")
+		}
+		empty.Options["api_token"] = "changed"
+		if main.Options["api_token"] == "changed" {
+			t.Error("inherited options share memory with the main block's")
 		}
 	})
 
@@ -832,8 +840,10 @@ func TestParseConfigEnvErrors(t *testing.T) {
 			want: []string{`line 3: email: "${" must be followed by a variable name`}},
 		{name: "unsupported form", doc: "provider: pseudo\ndomains: [a.example.com]\nemail: ${CFGTEST_X:?oops}\n",
 			want: []string{"line 3: email: unsupported reference to CFGTEST_X"}},
-		{name: "secret in a type error", doc: "provider: pseudo\ndomains: ${CFGTEST_SECRET_DOMAINS}\n",
-			want: []string{"line 2: domains: expected a list of strings, got a single value"}},
+		{name: "secret in a type error", doc: "provider: pseudo\ndomains: [a.example.com]\nca_certs: ${CFGTEST_SECRET_DOMAINS}\n",
+			want: []string{"line 3: ca_certs: expected a list of strings, got a single value"}},
+		{name: "secret in a comma-separated list", doc: "provider: pseudo\ndomains: ${CFGTEST_SECRET_DOMAINS},,\n",
+			want: []string{"line 2: domains[1]: empty item in the comma-separated list", "line 2: domains[2]: empty item"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -892,8 +902,10 @@ func TestLoadConfigErrors(t *testing.T) {
 			want: []string{"cfg.yaml:3: provider: duplicate key (first at line 1)"}},
 		{name: "duplicate option", doc: "provider: cfgtest-dns\nemail: a@example.com\ndomains: [a.example.com]\noptions:\n  api_token: a\n  api_token: b\n",
 			want: []string{"cfg.yaml:6: options.api_token: duplicate key (first at line 5)"}},
-		{name: "string instead of list", doc: "provider: pseudo\ndomains: example.com\n",
-			want: []string{`cfg.yaml:2: domains: expected a list of strings, got a single value (write one "- value" line per entry, or [a, b])`}},
+		{name: "string instead of list", doc: "provider: pseudo\ndomains: example.com\nca_certs: ca.pem\n",
+			want: []string{`cfg.yaml:3: ca_certs: expected a list of strings, got a single value (write one "- value" line per entry, or [a, b])`}},
+		{name: "mapping instead of list", doc: "provider: pseudo\ndomains: {a: b}\n",
+			want: []string{`cfg.yaml:2: domains: expected a list of strings, got a mapping (write one "- value" line per entry, [a, b], or "a, b")`}},
 		{name: "list instead of string", doc: "provider: pseudo\ndomains: [a.example.com]\nemail:\n  - a@example.com\n",
 			want: []string{"cfg.yaml:4: email: expected a string, got a list"}},
 		{name: "mapping in a list", doc: "provider: pseudo\ndomains:\n  - a.example.com\n  - name: b.example.com\n",

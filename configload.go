@@ -41,6 +41,14 @@ func LoadConfig(path string) (*Config, error) {
 // ErrUnsetVariable). Substitution happens after parsing, so a value may
 // hold any character without breaking the document.
 //
+// The forms of GoDoxy's configuration are accepted beside autocert's own:
+// domains (and resolvers) as one string of items separated by commas or
+// spaces ("a.example.com, *.a.example.com", also from ${DOMAINS}), an
+// empty item being an error; nested mappings under options, whose keys
+// become dotted ones ("oauth2_config: {client_id: x}" is
+// "oauth2_config.client_id"); and the key type names that Validate
+// normalises (P256, 2048...).
+//
 // Unknown keys, duplicate keys and values of the wrong type are errors,
 // reported with their line and key; every error wraps ErrInvalidConfig,
 // and all are reported at once.
@@ -89,7 +97,7 @@ func (l *loadOptions) parse(data []byte, file string) (*Config, error) {
 	}
 	if blockDecoded {
 		for _, p := range cfg.validate() {
-			p.File, p.Line = file, d.lineOf(p.Path)
+			p.File, p.Line = file, d.problemLine(p.Path)
 			d.problems = append(d.problems, p)
 		}
 	}
@@ -144,6 +152,25 @@ func (d *configDecoder) lineOf(path string) int {
 		}
 	}
 	return 0
+}
+
+// problemLine returns the line of the key of a problem Validate found.
+// A key missing beside the one it goes with (eab_hmac beside eab_kid) has
+// the line of that one; another missing key, that of its block.
+func (d *configDecoder) problemLine(path string) int {
+	if _, ok := d.lines[path]; !ok {
+		var other string
+		switch {
+		case strings.HasSuffix(path, "eab_hmac"):
+			other = strings.TrimSuffix(path, "eab_hmac") + "eab_kid"
+		case strings.HasSuffix(path, "eab_kid"):
+			other = strings.TrimSuffix(path, "eab_kid") + "eab_hmac"
+		}
+		if line, ok := d.lines[other]; ok && other != "" {
+			return line
+		}
+	}
+	return d.lineOf(path)
 }
 
 // findBlock parses the document and returns its top-level mapping and
@@ -437,7 +464,151 @@ func (d *configDecoder) decodeStruct(n *yaml.Node, v reflect.Value, path string)
 			continue
 		}
 		d.lines[fp] = p.key.Line
+		if listKey(v.Type(), name) {
+			d.decodeStrings(p.value, v.Field(i), fp, true)
+			continue
+		}
 		d.decodeValue(p.value, v.Field(i), fp)
+	}
+}
+
+var (
+	configType      = reflect.TypeFor[Config]()
+	configExtraType = reflect.TypeFor[ConfigExtra]()
+	optionsType     = reflect.TypeFor[Options]()
+)
+
+// listKey reports whether the key name of a struct of type t is a list
+// that may also be written as one string of comma-separated items, as
+// GoDoxy's configuration accepts: the domains and resolvers of a block.
+// Their items never hold a comma or a space; those of ca_certs, file
+// names, may, so it stays a list.
+func listKey(t reflect.Type, name string) bool {
+	return (t == configType || t == configExtraType) && (name == "domains" || name == "resolvers")
+}
+
+// decodeStrings decodes a list of strings into v. With oneString, the
+// list may also be one string (as ${DOMAINS} gives): items separated by
+// commas or spaces ("a.example.com, b.example.com"), or a YAML list
+// ("[a.example.com, b.example.com]").
+func (d *configDecoder) decodeStrings(n *yaml.Node, v reflect.Value, path string, oneString bool) {
+	n = resolveAlias(n)
+	if isNull(n) {
+		return // unset
+	}
+	items := n.Content
+	switch {
+	case n.Kind == yaml.ScalarNode && oneString:
+		var ok bool
+		if items, ok = d.splitList(n, path); !ok {
+			return
+		}
+	case n.Kind != yaml.SequenceNode:
+		hint := `write one "- value" line per entry, or [a, b]`
+		if oneString {
+			hint = `write one "- value" line per entry, [a, b], or "a, b"`
+		}
+		d.add(n.Line, path, nil, "expected a list of strings, got %s (%s)", describe(n), hint)
+		return
+	}
+	t := v.Type()
+	s := reflect.MakeSlice(t, 0, len(items))
+	for i, item := range items {
+		ip := fmt.Sprintf("%s[%d]", path, i)
+		item = resolveAlias(item)
+		d.lines[ip] = item.Line
+		if item.Kind != yaml.ScalarNode || isNull(item) {
+			d.add(item.Line, ip, nil, "expected a string, got %s", describe(item))
+			continue
+		}
+		s = reflect.Append(s, reflect.ValueOf(item.Value).Convert(t.Elem()))
+	}
+	v.Set(s)
+}
+
+// splitList returns the items of a list written as the one string of n,
+// as scalars on n's line. An empty item (",," or a comma at either end)
+// is an error naming its index.
+func (d *configDecoder) splitList(n *yaml.Node, path string) ([]*yaml.Node, bool) {
+	item := func(val string) *yaml.Node {
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: val, Line: n.Line, Column: n.Column}
+	}
+	text := strings.TrimSpace(n.Value)
+	if strings.HasPrefix(text, "[") || strings.HasPrefix(text, "- ") {
+		var doc yaml.Node
+		err := yaml.Unmarshal([]byte(text), &doc)
+		var list *yaml.Node
+		if err == nil && len(doc.Content) == 1 {
+			list = doc.Content[0]
+		}
+		if list == nil || list.Kind != yaml.SequenceNode {
+			d.add(n.Line, path, nil, `the value starts like a YAML list ("[" or "- ") but is not one: write [a, b], or a, b`)
+			return nil, false
+		}
+		items := make([]*yaml.Node, len(list.Content))
+		for i, c := range list.Content {
+			if c.Kind == yaml.ScalarNode && !isNull(c) {
+				items[i] = item(c.Value)
+				continue
+			}
+			c.Line, c.Column = n.Line, n.Column
+			items[i] = c
+		}
+		return items, true
+	}
+	var items []*yaml.Node
+	ok := true
+	for _, part := range strings.Split(text, ",") {
+		fields := strings.Fields(part)
+		if len(fields) == 0 {
+			d.add(n.Line, fmt.Sprintf("%s[%d]", path, len(items)), nil, "empty item in the comma-separated list")
+			items = append(items, nil) // keeps the index of the next item
+			ok = false
+			continue
+		}
+		for _, f := range fields {
+			items = append(items, item(f))
+		}
+	}
+	return items, ok
+}
+
+// decodeOptions adds the options of the mapping n, under path, to m. A
+// nested mapping, as GoDoxy's configuration writes ovh's
+// "oauth2_config: {client_id: ..., client_secret: ...}", gives its keys
+// under its own key and a dot ("oauth2_config.client_id"), the names the
+// DNS providers take; prefix is that of n's keys ("" or "oauth2_config.").
+// first holds the line of every key given so far, so that one written both
+// ways is a duplicate.
+func (d *configDecoder) decodeOptions(n *yaml.Node, m Options, path, prefix string, first map[string]int) {
+	at := path // the path of n
+	if prefix != "" {
+		at = joinPath(path, strings.TrimSuffix(prefix, "."))
+	}
+	for _, p := range d.pairs(n, at) {
+		key := prefix + p.key.Value
+		kp := joinPath(path, key)
+		val := resolveAlias(p.value)
+		if val.Kind == yaml.MappingNode {
+			d.lines[kp] = p.key.Line
+			d.decodeOptions(val, m, path, key+".", first)
+			continue
+		}
+		if line, dup := first[key]; dup {
+			d.add(p.key.Line, kp, nil, "duplicate option (first at line %d; a nested mapping and a dotted key name the same option)", line)
+			continue
+		}
+		first[key] = p.key.Line
+		d.lines[kp] = p.key.Line
+		if val.Kind != yaml.ScalarNode {
+			d.add(val.Line, kp, nil, "expected a string or a mapping of options, got %s", describe(val))
+			continue
+		}
+		s := val.Value
+		if isNull(val) {
+			s = ""
+		}
+		m[key] = Redacted(s)
 	}
 }
 
@@ -512,22 +683,16 @@ func (d *configDecoder) decodeValue(n *yaml.Node, v reflect.Value, path string) 
 		v.SetString(n.Value)
 
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
-		if n.Kind != yaml.SequenceNode {
-			d.add(n.Line, path, nil, `expected a list of strings, got %s (write one "- value" line per entry, or [a, b])`, describe(n))
+		d.decodeStrings(n, v, path, false)
+
+	case t == optionsType:
+		if n.Kind != yaml.MappingNode {
+			d.add(n.Line, path, nil, "expected a mapping of names to values, got %s", describe(n))
 			return
 		}
-		s := reflect.MakeSlice(t, 0, len(n.Content))
-		for i, item := range n.Content {
-			ip := fmt.Sprintf("%s[%d]", path, i)
-			item = resolveAlias(item)
-			d.lines[ip] = item.Line
-			if item.Kind != yaml.ScalarNode || isNull(item) {
-				d.add(item.Line, ip, nil, "expected a string, got %s", describe(item))
-				continue
-			}
-			s = reflect.Append(s, reflect.ValueOf(item.Value).Convert(t.Elem()))
-		}
-		v.Set(s)
+		m := make(Options, len(n.Content)/2)
+		d.decodeOptions(n, m, path, "", make(map[string]int))
+		v.Set(reflect.ValueOf(m))
 
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
 		if n.Kind != yaml.SequenceNode {

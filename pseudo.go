@@ -17,10 +17,15 @@ import (
 // pseudoValidity is the lifetime of a self-signed "pseudo" certificate.
 const pseudoValidity = 90 * 24 * time.Hour
 
-// newPrivateKey makes a key of a config key type (EC256 when empty).
+// newPrivateKey makes a key of a config key type, in any spelling
+// canonicalKeyType accepts (EC256 when empty).
 func newPrivateKey(keyType string) (crypto.Signer, error) {
-	switch keyType {
-	case "", "EC256":
+	name, _ := canonicalKeyType(keyType)
+	if keyType == "" {
+		name = "EC256"
+	}
+	switch name {
+	case "EC256":
 		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	case "EC384":
 		return ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -30,6 +35,8 @@ func newPrivateKey(keyType string) (crypto.Signer, error) {
 		return rsa.GenerateKey(rand.Reader, 3072)
 	case "RSA4096":
 		return rsa.GenerateKey(rand.Reader, 4096)
+	case "RSA8192":
+		return rsa.GenerateKey(rand.Reader, 8192)
 	}
 	return nil, fmt.Errorf("%w: unknown certificate_key_type %q", ErrInvalidConfig, keyType)
 }

@@ -40,7 +40,10 @@ import (
 // Normalisation: domains are lowercased, lose a trailing dot and are
 // converted to punycode ("bücher.example" becomes
 // "xn--bcher-kva.example"); resolvers get port 53 when they have none;
-// certificate_key_type is upper-cased; surrounding spaces are removed.
+// certificate_key_type is written as autocert names it (the names of lego
+// and GoDoxy, P256, P384, 2048, 3072, 4096 and 8192, become EC256, EC384,
+// RSA2048, RSA3072, RSA4096 and RSA8192; any case is accepted);
+// surrounding spaces are removed.
 //
 // Rules: the provider is "local", "pseudo" or a registered DNS provider
 // (an unknown name gets the nearest known one suggested); a DNS provider
@@ -49,12 +52,13 @@ import (
 // no domain appears twice in one certificate; every cert_path and key_path
 // is used once across the main block and the extras, and by no account
 // key; every extra has its own cert_path and key_path and no extra of its
-// own; eab_kid and eab_hmac go together, eab_hmac in base64url; ca_certs
-// files hold PEM certificates; resolvers are host[:port]; ca_dir_url is an
-// https URL; certificate_key_type is EC256, EC384, RSA2048, RSA3072 or
-// RSA4096. When the DNS provider's factory implements OptionsValidator,
-// its findings are reported under "options". Each extra is checked as
-// merged with the main block, under its own path ("extra[N].").
+// own; eab_kid and eab_hmac go together, whatever the provider, eab_hmac
+// in base64url; ca_certs files hold PEM certificates; resolvers are
+// host[:port]; ca_dir_url is an https URL; certificate_key_type is EC256,
+// EC384, RSA2048, RSA3072, RSA4096 or RSA8192. When the DNS provider's
+// factory implements OptionsValidator, its findings are reported under
+// "options". Each extra is checked as merged with the main block, under
+// its own path ("extra[N].").
 func (cfg *Config) Validate() error {
 	if cfg == nil {
 		return &FieldError{Msg: "no configuration"}
@@ -155,7 +159,7 @@ func (cfg *Config) sets(key string) bool {
 	case "domains":
 		return cfg.Domains != nil
 	case "options":
-		return cfg.Options != nil || cfg.Provider != ""
+		return len(cfg.Options) > 0 || cfg.Provider != ""
 	case "eab_kid", "eab_hmac":
 		return cfg.EABKid != "" || cfg.EABHmac != ""
 	}
@@ -225,10 +229,12 @@ func (v *validator) normalize(c *Config, p string) {
 		}
 	}
 	if c.CertificateKeyType != "" {
-		c.CertificateKeyType = strings.ToUpper(strings.TrimSpace(c.CertificateKeyType))
-		if _, ok := legoKeyType(c.CertificateKeyType); !ok {
-			v.add(p+"certificate_key_type", nil, "unknown key type %q: use %s", c.CertificateKeyType, keyTypeNames)
+		name, ok := canonicalKeyType(c.CertificateKeyType)
+		if !ok {
+			name = strings.TrimSpace(c.CertificateKeyType)
+			v.add(p+"certificate_key_type", nil, "unknown key type %q: use %s", name, keyTypeNames)
 		}
+		c.CertificateKeyType = name
 	}
 	c.Profile = strings.TrimSpace(c.Profile)
 }
@@ -280,6 +286,14 @@ func (v *validator) requirements(m *Config, p string, skip func(key string) bool
 			v.add(p+key, cause, format, args...)
 		}
 	}
+	// The binding belongs to the account, whatever the provider: a lone
+	// half is a mistake even where no account is used yet.
+	if m.EABKid != "" && m.EABHmac == "" {
+		report("eab_hmac", nil, "required when eab_kid is set")
+	}
+	if m.EABKid == "" && m.EABHmac != "" {
+		report("eab_kid", nil, "required when eab_hmac is set")
+	}
 	switch m.Provider {
 	case ProviderLocal:
 		// Existing files are served; cert_path and key_path are always set
@@ -294,12 +308,6 @@ func (v *validator) requirements(m *Config, p string, skip func(key string) bool
 		}
 		if len(m.Domains) == 0 {
 			report("domains", nil, "required by provider %s: at least one name to certify", m.Provider)
-		}
-		if m.EABKid != "" && m.EABHmac == "" {
-			report("eab_hmac", nil, "required when eab_kid is set")
-		}
-		if m.EABKid == "" && m.EABHmac != "" {
-			report("eab_kid", nil, "required when eab_hmac is set")
 		}
 		if err := validateOptions(m.Provider, m.Options); err != nil {
 			errs := []error{err}
