@@ -94,6 +94,7 @@ func newAccounts(ctx context.Context, cfg *Config, s *settings) ([]*account, err
 		byKey[key(ecfg)] = a
 		out[i+1] = a
 	}
+	logResolverSharing(acmeConfigs(cfg), s.logger)
 	return out, errors.Join(errs...)
 }
 
@@ -278,7 +279,10 @@ func (c *certificate) client(ctx context.Context) (*lego.Client, error) {
 		a.user.setRegistration(reg)
 	}
 	if c.dns != nil {
-		if err := client.Challenge.SetDNS01Provider(c.withProgress(c.dns), c.dnsOptions(ctx)...); err != nil {
+		// Each record goes where dns_challenge_alias and the CNAME chain,
+		// as the certificate's resolvers see it, say (challenge.go).
+		d, dns := c.newChallengeDNS(ctx, c.dns)
+		if err := client.Challenge.SetDNS01Provider(c.withProgress(dns), c.dnsOptions(ctx, d)...); err != nil {
 			return nil, err
 		}
 	}

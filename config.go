@@ -43,9 +43,27 @@ type Config struct {
 	// Options are the DNS provider's settings and credentials. Their
 	// values are never printed.
 	Options Options `json:"options,omitempty" yaml:"options,omitempty"`
-	// Resolvers are the recursive DNS servers asked during the propagation
-	// check, as host[:port].
+	// Resolvers are the DNS servers, as host[:port], asked every DNS
+	// question about the certificate's challenges: CNAME following, the
+	// zone of the challenge record, the propagation check. When empty,
+	// the system's resolvers (/etc/resolv.conf) are asked, and lego's own
+	// propagation check runs. See the README, "DNS challenge delegation
+	// and split horizon", for what lego asks with its process-wide list.
 	Resolvers []string `json:"resolvers,omitempty" yaml:"resolvers,omitempty"`
+	// DNSChallengeAlias, when set, is a domain under which the DNS-01 TXT
+	// record of every name of the certificate is written:
+	// _acme-challenge.<alias>, instead of _acme-challenge.<name>. Each
+	// _acme-challenge.<name> must then be a CNAME to
+	// _acme-challenge.<alias>, so that the DNS provider needs write access
+	// to the alias's zone only. The propagation check looks there too.
+	DNSChallengeAlias string `json:"dns_challenge_alias,omitempty" yaml:"dns_challenge_alias,omitempty"`
+	// DNSFollowCNAME says whether a CNAME at the challenge record's name
+	// (_acme-challenge.<name>, or of the alias) is followed, with the
+	// certificate's resolvers, so that the record is written and checked
+	// at the end of the chain (8 CNAMEs at most; a loop is an error).
+	// Unset means true; false writes and checks the record at the name
+	// itself, leaving any CNAME to the DNS provider and the resolvers.
+	DNSFollowCNAME *bool `json:"dns_follow_cname,omitempty" yaml:"dns_follow_cname,omitempty"`
 	// CADirURL is the ACME directory URL; Let's Encrypt when empty.
 	CADirURL string `json:"ca_dir_url,omitempty" yaml:"ca_dir_url,omitempty"`
 	// CACerts are PEM files of roots trusted for the CA's HTTPS.
@@ -195,7 +213,9 @@ func joinFieldErrors(problems []*FieldError) error {
 
 // MergeExtraConfig returns the configuration of an extra certificate: the
 // extra's own keys, and for every key it leaves unset (an empty string, a
-// nil list or map) the main block's value. The exceptions:
+// nil list or map, dns_follow_cname absent) the main block's value:
+// dns_challenge_alias and dns_follow_cname are inherited like the others.
+// The exceptions:
 //
 //   - cert_path, key_path and bundle_path are always the extra's own;
 //   - extra is never inherited (extras do not nest);
@@ -211,7 +231,7 @@ func joinFieldErrors(problems []*FieldError) error {
 //     acme_key_path defaults to that of its own CA (see Validate). An
 //     acme_key_path the main block sets explicitly is inherited.
 //
-// Lists and maps of the result are copies. Call it on a validated main
+// Lists, maps and dns_follow_cname of the result are copies. Call it on a validated main
 // block to get a complete, validated configuration.
 func MergeExtraConfig(mainCfg *Config, extraCfg *ConfigExtra) ConfigExtra {
 	merged := ConfigExtra(*mainCfg)
@@ -279,9 +299,15 @@ func (cfg *Config) clone() *Config {
 	return &c
 }
 
-// cloneField replaces a slice or map held in v by a copy.
+// cloneField replaces a slice or map held in v, or a *bool, by a copy.
 func cloneField(v reflect.Value) {
 	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() && v.Elem().Kind() == reflect.Bool {
+			c := reflect.New(v.Type().Elem())
+			c.Elem().Set(v.Elem())
+			v.Set(c)
+		}
 	case reflect.Slice:
 		if !v.IsNil() {
 			c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
@@ -346,5 +372,19 @@ func (cfg *Config) fingerprint() string {
 	field("account", cfg.Email, cfg.ACMEKeyPath, cfg.EABKid, cfg.EABHmac.Value())
 	field("key_type", cfg.CertificateKeyType)
 	field("profile", cfg.Profile)
+	// Only when set, so that the fingerprints of configurations written
+	// before these keys existed stay the same.
+	if cfg.DNSChallengeAlias != "" {
+		field("dns_challenge_alias", strings.ToLower(cfg.DNSChallengeAlias))
+	}
+	if !cfg.followCNAME() {
+		field("dns_follow_cname", "false")
+	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// followCNAME reports whether CNAMEs at the challenge record's name are
+// followed: dns_follow_cname, true when unset.
+func (cfg *Config) followCNAME() bool {
+	return cfg.DNSFollowCNAME == nil || *cfg.DNSFollowCNAME
 }

@@ -534,6 +534,8 @@ func TestMergeExtraConfig(t *testing.T) {
 	main.EABKid, main.EABHmac = "kid", "c2VjcmV0"
 	main.CertificateKeyType = "EC384"
 	main.Profile = "shortlived"
+	main.DNSChallengeAlias = "acme.example.net"
+	main.DNSFollowCNAME = new(bool)
 	main.Storage = &StorageConfig{Type: StorageTypeFile}
 	main.Extra = []ConfigExtra{{CertPath: "x", KeyPath: "y"}}
 

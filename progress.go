@@ -208,10 +208,13 @@ func (pr Progress) String() string {
 }
 
 // dnsOptions makes lego check propagation with c's own resolvers (never
-// lego's process-wide list, which two Providers would fight over), and
-// stop waiting once ctx ends: the check then reports the record visible,
-// and the request to the CA that follows fails with ctx's error.
-func (c *certificate) dnsOptions(ctx context.Context) []dns01.ChallengeOption {
+// lego's process-wide list, which two Providers would fight over), at the
+// name where d, the order's DNS provider, wrote the record (the end of
+// its CNAME chain, or under dns_challenge_alias), and stop waiting once
+// ctx ends: the check then reports the record visible, and the request
+// to the CA that follows fails with ctx's error. Without resolvers, lego's
+// own check runs, at that same name.
+func (c *certificate) dnsOptions(ctx context.Context, d *challengeDNS) []dns01.ChallengeOption {
 	resolvers := c.cfg.Resolvers
 	var started propagationClock
 	return []dns01.ChallengeOption{
@@ -219,6 +222,7 @@ func (c *certificate) dnsOptions(ctx context.Context) []dns01.ChallengeOption {
 			if ctx.Err() != nil {
 				return true, nil
 			}
+			fqdn = d.recordName(domain, fqdn)
 			c.report(StepPropagation, domain, "waiting for "+fqdn, started.elapsed(fqdn, time.Now()))
 			if len(resolvers) == 0 {
 				ok, err = check(fqdn, value)

@@ -54,7 +54,10 @@ import (
 // key; every extra has its own cert_path and key_path and no extra of its
 // own; eab_kid and eab_hmac go together, whatever the provider, eab_hmac
 // in base64url; ca_certs files hold PEM certificates; resolvers are
-// host[:port]; ca_dir_url is an https URL; certificate_key_type is EC256,
+// host[:port]; dns_challenge_alias is a domain name (no wildcard, not
+// starting with _acme-challenge), normalised as domains are, and it and
+// dns_follow_cname are only set where a DNS provider is used; ca_dir_url
+// is an https URL; certificate_key_type is EC256,
 // EC384, RSA2048, RSA3072, RSA4096 or RSA8192. When the DNS provider's
 // factory implements OptionsValidator, its findings are reported under
 // "options". Each extra is checked as merged with the main block, under
@@ -72,6 +75,7 @@ func (cfg *Config) validate() []*FieldError {
 	cfg.setDefaults()
 	v.normalize(cfg, "")
 	mainReported := v.requirements(cfg, "", nil)
+	v.challengeKeys(cfg, cfg, "")
 	for i := range cfg.Extra {
 		e := (*Config)(&cfg.Extra[i])
 		p := fmt.Sprintf("extra[%d].", i)
@@ -94,6 +98,7 @@ func (cfg *Config) validate() []*FieldError {
 			// for the main block.
 			return mainReported[key] && !e.sets(key)
 		})
+		v.challengeKeys(e, &merged, p)
 	}
 	v.checkFiles(cfg)
 	v.storage(cfg.Storage)
@@ -237,6 +242,46 @@ func (v *validator) normalize(c *Config, p string) {
 		c.CertificateKeyType = name
 	}
 	c.Profile = strings.TrimSpace(c.Profile)
+	if c.DNSChallengeAlias != "" {
+		c.DNSChallengeAlias = v.challengeAlias(c.DNSChallengeAlias, p+"dns_challenge_alias")
+	}
+}
+
+// challengeAlias checks a dns_challenge_alias value and returns it
+// normalised as a domain is: the name under which _acme-challenge is
+// written, so neither a wildcard nor a name that already starts with
+// _acme-challenge.
+func (v *validator) challengeAlias(alias, path string) string {
+	a := strings.TrimSuffix(strings.TrimSpace(alias), ".")
+	if l := strings.ToLower(a); l == "_acme-challenge" || strings.HasPrefix(l, "_acme-challenge.") {
+		v.add(path, nil, "%q starts with _acme-challenge: give the domain below it (%q), under which autocert writes _acme-challenge", a, strings.TrimPrefix(a[len("_acme-challenge"):], "."))
+		return a
+	}
+	if strings.HasPrefix(a, "*") {
+		v.add(path, nil, "invalid alias %q: a wildcard is not a DNS name a record can be written at", a)
+		return a
+	}
+	n, err := normalizeDomain(a)
+	if err != nil {
+		v.add(path, nil, "invalid alias %q: %v", a, err)
+		return a
+	}
+	return n
+}
+
+// challengeKeys reports the DNS challenge keys that a block sets (b, as
+// written) while its provider (of merged, the block as merged with the
+// main block) writes no DNS record.
+func (v *validator) challengeKeys(b, merged *Config, p string) {
+	if isACME(merged.Provider) {
+		return
+	}
+	if b.DNSChallengeAlias != "" {
+		v.add(p+"dns_challenge_alias", nil, "only used with a DNS provider, not provider %s", merged.Provider)
+	}
+	if b.DNSFollowCNAME != nil {
+		v.add(p+"dns_follow_cname", nil, "only used with a DNS provider, not provider %s", merged.Provider)
+	}
 }
 
 // provider checks a provider name and returns it normalised.

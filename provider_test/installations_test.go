@@ -193,8 +193,8 @@ func TestRestartLoopAfterRateLimit(t *testing.T) {
 func TestAdoptedCertificateClearsUnfinishedRecord(t *testing.T) {
 	ca := acmetest.New(t)
 	dir := t.TempDir()
-	records := func() []string { m, _ := filepath.Glob(filepath.Join(dir, ".last_failure-*")); return m }
-	var during []string // the record as each order began
+	records := func() []string { m, _ := filepath.Glob(filepath.Join(dir, ".autocert_failure-*")); return m }
+	var during []string // the record's detail as each order began
 	name := registerWrapped(t, ca, func(p challenge.Provider) challenge.Provider {
 		return presentHook{p, func() {
 			for _, r := range records() {

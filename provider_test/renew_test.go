@@ -84,7 +84,8 @@ func receive(t *testing.T, ch <-chan struct{}) {
 // failureRecord reads the last-failure record in dir.
 func failureRecord(t *testing.T, dir string) (firstLine string, fields map[string]string) {
 	t.Helper()
-	m, _ := filepath.Glob(filepath.Join(dir, ".last_failure-*"))
+	// The detail beside the last-failure file, which holds the time alone.
+	m, _ := filepath.Glob(filepath.Join(dir, ".autocert_failure-*"))
 	if len(m) != 1 {
 		t.Fatalf("last-failure records: %v, want one", m)
 	}

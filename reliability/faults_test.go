@@ -439,7 +439,7 @@ func runFaultCase(t *testing.T, c faultCase) (res faultResult) {
 	if n := e.ca.Accounts(); n != 1 {
 		t.Errorf("the CA has %d accounts, want 1", n)
 	}
-	records, _ := filepath.Glob(filepath.Join(e.dir, ".last_failure-*"))
+	records, _ := filepath.Glob(filepath.Join(e.dir, ".autocert_failure-*")) // the detail of the record
 
 	if c.renewed {
 		if st.Forced.Err != nil {
