@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/go-acme/lego/v4/lego"
-	"github.com/rs/zerolog"
 )
 
 // Provider keeps the certificates of one Config (the main block and every
@@ -19,11 +18,10 @@ import (
 // A Provider is built once with New (or NewProvider); its methods are safe
 // for concurrent use.
 type Provider struct {
-	cfg    *Config        // the main block, validated
-	certs  []*certificate // main first, then the extras in configured order
-	sni    sniIndex       // what GetCert reads
-	sched  *scheduler     // owns the renewal state of every certificate
-	logger zerolog.Logger
+	cfg   *Config        // the main block, validated
+	certs []*certificate // main first, then the extras in configured order
+	sni   sniIndex       // what GetCert reads
+	sched *scheduler     // owns the renewal state of every certificate
 
 	closer    io.Closer // the storage New opened, closed by Close
 	closeOnce sync.Once
@@ -56,7 +54,7 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (_ *Provider, err err
 	cfg = cfg.clone() // the Provider's own: the caller's may change
 	ctx, cancel := context.WithTimeout(ctx, storageOpenTimeout)
 	defer cancel()
-	p := &Provider{cfg: cfg, logger: s.logger}
+	p := &Provider{cfg: cfg}
 	if s.storage == nil {
 		st, err := cfg.openStorage(s.logger.WithContext(ctx))
 		if err != nil {
