@@ -41,6 +41,7 @@ type certificate struct {
 	progress func(Progress)
 	scrubber *redact.Scrubber // the secrets of cfg
 	sni      *sniIndex        // where the certificate served is published
+	sniPos   int              // position in sni: 0 for main, then the extras in order; set and read by sni
 
 	failureKey string // storage key of the last-failure record (a time alone)
 	detailKey  string // storage key of the failure record's detail
@@ -293,11 +294,11 @@ func (c *certificate) serveLocked(sc storedCert) (prev *tls.Certificate) {
 	return c.publishLocked(sc.cert)
 }
 
-// publishLocked serves cert and republishes the SNI snapshot; it returns
-// the certificate served before. The caller holds c.serveMu.
+// publishLocked serves cert and updates the SNI snapshot with it; it
+// returns the certificate served before. The caller holds c.serveMu.
 func (c *certificate) publishLocked(cert *tls.Certificate) (prev *tls.Certificate) {
 	prev = c.served.Swap(cert)
-	c.sni.publish()
+	c.sni.update(c)
 	return prev
 }
 

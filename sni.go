@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -17,180 +18,351 @@ var ErrNoCertificate = errors.New("autocert: no certificate available")
 // without a trailing dot.
 const maxHostLen = 253
 
-// sniSnapshot is the immutable view GetCert reads. It is rebuilt and
-// swapped whole whenever a certificate changes, so a handshake sees either
-// the old set of certificates or the new one, never a mix.
+// sniSnapshot is the immutable view GetCert reads. A change of the
+// certificate of one provider makes a new snapshot from the current one
+// and swaps it in, so a handshake sees either the old set of certificates
+// or the new one, never a mix.
 //
-// It holds the seed's tree of DNS labels read right to left (com, then
-// example, then api), with a wildcard stored at the node of its parent name:
-// "*.api.example.com" lives at the node "api.example.com". A wildcard covers
-// exactly one label, so for a server name only two nodes of the tree can
-// answer: the name's own node (an exact name) and its parent's node (the
-// wildcard one level up, which is also the most specific wildcard that can
-// match). The nodes are therefore kept in one map keyed by their path from
-// the root, written as the DNS name it spells, and a lookup reaches each of
-// the two in a single map access instead of a walk of one access per label.
+// A wildcard covers exactly one label, so for a server name only two
+// names of the index can answer: the server name itself (an exact name)
+// and its parent, the name without its first label (a wildcard one label
+// up, which is also the most specific wildcard that can match). The exact
+// names are therefore kept by name in one trie, the wildcards by parent in
+// another ("*.api.example.com" under "api.example.com"), and a lookup
+// reaches each of the two names directly, as a map lookup would. The hash
+// ignores ASCII case, and the comparison that follows accepts a server
+// name only if it is the name found but for case; since every name of the
+// index is a host name in canonical form, a server name found needs no
+// other check, and one in any case no other pass: a miss reads the server
+// name once for each of the two hashes, and once to find its first dot.
+//
+// The tries are persistent (see sni_trie.go): a new snapshot shares all
+// but the changed paths with the one it was made from, so that a change
+// of one certificate costs O(m log n) for the m names it changes among n,
+// not a rebuild.
 type sniSnapshot struct {
-	nodes map[string]sniNode // by lowercase name without trailing dot
-	main  *tls.Certificate   // the answer when no name matches
-	from  []*tls.Certificate // the certificate of main and of each extra it was built from
-}
-
-// sniNode is a node of the name tree.
-type sniNode struct {
-	exact   *tls.Certificate // the first certificate holding the node's name
-	wild    *tls.Certificate // the first certificate holding "*." + the node's name
-	numeric bool             // the name holds only digits and dots
+	exact sniTrie          // the exact names, by canonical name
+	wild  sniTrie          // the wildcards, by the canonical name of their parent
+	main  *tls.Certificate // the answer when no name matches
+	seed  uint64           // of the hashes of both tries
 }
 
 // sniIndex owns the snapshot GetCert reads. The certificates of a
 // Provider publish to it whenever the certificate one serves changes.
 type sniIndex struct {
 	snap  atomic.Pointer[sniSnapshot]
-	mu    sync.Mutex     // one rebuild at a time
+	mu    sync.Mutex     // one change at a time; guards the fields below
 	certs []*certificate // main first, then the extras; set once by New
+
+	served  []*tls.Certificate // by position (main 0, then the extras), the certificate indexed
+	names   [][]sniName        // by position, the names indexed for it, sorted
+	present sniHolders         // the positions with a certificate: the first is main
 }
 
-// publish rebuilds the snapshot from the certificates served, in
-// configured order, and swaps it in. Concurrent calls coalesce: a call
-// that finds the snapshot already built from the current certificates
-// does nothing.
-func (x *sniIndex) publish() {
+// sniName is a name a certificate holds: an exact name, or the parent of a
+// wildcard, in canonical form.
+type sniName struct {
+	name string
+	wild bool
+}
+
+func compareSNINames(a, b sniName) int {
+	if c := strings.Compare(a.name, b.name); c != 0 {
+		return c
+	}
+	switch {
+	case a.wild == b.wild:
+		return 0
+	case b.wild:
+		return -1
+	}
+	return 1
+}
+
+// update indexes the certificate c serves now. The first update indexes
+// every certificate of the Provider, and gives each its position; the
+// next ones change what c's certificate changes, and cost O(m log n) for
+// the m names of its old and new certificates among n (amortised: a name
+// held by k certificates adds O(log k)).
+func (x *sniIndex) update(c *certificate) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	certs := make([]*tls.Certificate, len(x.certs))
-	for i, c := range x.certs {
-		certs[i] = c.current()
-	}
-	if s := x.snap.Load(); s != nil && slices.Equal(s.from, certs) {
+	if len(x.served) != len(x.certs) || x.snap.Load() == nil {
+		certs := make([]*tls.Certificate, len(x.certs))
+		for i, q := range x.certs {
+			q.sniPos = i
+			certs[i] = q.current()
+		}
+		x.reset(certs)
 		return
 	}
-	x.snap.Store(newSNISnapshot(certs))
+	x.set(c.sniPos, c.current())
 }
+
+// reset indexes certs, in configured order (main first; nil for a
+// provider without a certificate), afresh.
+func (x *sniIndex) reset(certs []*tls.Certificate) {
+	x.served = make([]*tls.Certificate, len(certs))
+	x.names = make([][]sniName, len(certs))
+	x.present = sniHolders{}
+	s := &sniSnapshot{seed: rand.Uint64()}
+	var e sniEdit
+	for i, c := range certs {
+		x.change(&e, s, i, c)
+	}
+	s.main = x.main()
+	x.snap.Store(s)
+}
+
+// set indexes cert as the certificate of position pos.
+func (x *sniIndex) set(pos int, cert *tls.Certificate) {
+	if x.served[pos] == cert {
+		return
+	}
+	s := new(sniSnapshot)
+	*s = *x.snap.Load()
+	var e sniEdit
+	x.change(&e, s, pos, cert)
+	s.main = x.main()
+	x.snap.Store(s)
+}
+
+// change makes cert the certificate of position pos in s, a snapshot the
+// edit e is making.
+func (x *sniIndex) change(e *sniEdit, s *sniSnapshot, pos int, cert *tls.Certificate) {
+	old, names := x.names[pos], certSNINames(cert)
+	was := x.served[pos] != nil
+	x.served[pos], x.names[pos] = cert, names
+	p := int32(pos)
+	for i, j := 0, 0; i < len(old) || j < len(names); {
+		var c int // 0: a name of both
+		switch {
+		case j == len(names):
+			c = -1
+		case i == len(old):
+			c = 1
+		default:
+			c = compareSNINames(old[i], names[j])
+		}
+		switch {
+		case c < 0:
+			x.touch(e, s, old[i], p, -1)
+			i++
+		case c > 0:
+			x.touch(e, s, names[j], p, 1)
+			j++
+		default:
+			x.touch(e, s, names[j], p, 0)
+			i++
+			j++
+		}
+	}
+	switch is := cert != nil; {
+	case is && !was:
+		x.present.add(p)
+	case was && !is:
+		x.present.remove(x.isServed)
+	}
+}
+
+// touch updates in s the name k, which position p adds (d = 1), drops
+// (d = -1) or keeps with a new certificate (d = 0): the name goes to the
+// certificate of its first holder.
+func (x *sniIndex) touch(e *sniEdit, s *sniSnapshot, k sniName, p int32, d int) {
+	t := &s.exact
+	if k.wild {
+		t = &s.wild
+	}
+	h := sniHash(k.name, s.seed)
+	old := t.find(h)
+	if old != nil && old.key != k.name {
+		x.reseed(e, s)
+		x.touch(e, s, k, p, d)
+		return
+	}
+	var hold *sniHolders
+	switch {
+	case old != nil:
+		hold = old.hold
+	case d == 1:
+		hold = new(sniHolders)
+	default:
+		return // not indexed: cannot happen
+	}
+	holds := func(q int32) bool {
+		_, ok := slices.BinarySearchFunc(x.names[q], k, compareSNINames)
+		return ok
+	}
+	switch d {
+	case 1:
+		hold.add(p)
+	case -1:
+		hold.remove(holds)
+	}
+	w, ok := hold.first(holds)
+	if !ok {
+		e.del(t, h)
+		return
+	}
+	cert := x.served[w]
+	if old != nil && old.cert == cert {
+		return
+	}
+	key := k.name
+	if old != nil {
+		key = old.key
+	}
+	e.put(t, sniSlot{bits: h, key: key, cert: cert, hold: hold})
+}
+
+// reseed rehashes both tries of s, that e is making, with a new seed
+// under which no two names of a trie share a hash (see sni_trie.go).
+func (x *sniIndex) reseed(e *sniEdit, s *sniSnapshot) {
+	from := *s
+	for {
+		s.seed, s.exact, s.wild = rand.Uint64(), sniTrie{}, sniTrie{}
+		ok := true
+		for _, t := range [][2]*sniTrie{{&from.exact, &s.exact}, {&from.wild, &s.wild}} {
+			t[0].each(func(l *sniSlot) {
+				c := *l
+				c.bits = sniHash(c.key, s.seed)
+				if t[1].find(c.bits) != nil {
+					ok = false
+				}
+				e.put(t[1], c)
+			})
+		}
+		if ok {
+			return
+		}
+	}
+}
+
+// main returns the main certificate: that of the first position that has
+// one.
+func (x *sniIndex) main() *tls.Certificate {
+	if p, ok := x.present.first(x.isServed); ok {
+		return x.served[p]
+	}
+	return nil
+}
+
+func (x *sniIndex) isServed(p int32) bool { return x.served[p] != nil }
 
 // newSNISnapshot indexes the names of certs, given in configured order
 // (main first; nil for a provider without a certificate). The main
 // certificate is certs[0], or the first certificate present when main has
 // none yet. Where two certificates hold the same name, the first keeps it.
 func newSNISnapshot(certs []*tls.Certificate) *sniSnapshot {
-	s := &sniSnapshot{nodes: make(map[string]sniNode), from: certs}
-	for _, c := range certs {
-		if c == nil {
-			continue
-		}
-		if s.main == nil {
-			s.main = c
-		}
-		leaf := c.Leaf
-		if leaf == nil && len(c.Certificate) > 0 {
-			var err error
-			if leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
-				continue
-			}
-		}
-		if leaf == nil {
-			continue
-		}
-		// Only the DNS names, as clients verify them: the subject common
-		// name is ignored (by Go clients since Go 1.15, and by browsers).
-		for _, name := range leaf.DNSNames {
-			s.add(name, c)
-		}
-	}
-	return s
+	var x sniIndex
+	x.reset(certs)
+	return x.snap.Load()
 }
 
-// add indexes one DNS name of certificate c: an exact name at its own
-// node, a wildcard "*.parent" at the parent's node, both under the name's
-// canonical form (see hostKey). Every key of the index is thus a host name
-// in canonical form, and no exact key is an IP address: match relies on
-// it. A name that is neither a host name nor a wildcard over one can never
-// be asked for and is left out, and so is an exact name that is an IP
-// address, since GetCert answers those with the main certificate.
+// certSNINames returns the names of cert that GetCert can match, as
+// parseSNIName reads them, sorted, each once.
+func certSNINames(cert *tls.Certificate) []sniName {
+	if cert == nil {
+		return nil
+	}
+	leaf := cert.Leaf
+	if leaf == nil && len(cert.Certificate) > 0 {
+		var err error
+		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return nil
+		}
+	}
+	if leaf == nil {
+		return nil
+	}
+	var names []sniName
+	// Only the DNS names, as clients verify them: the subject common name
+	// is ignored (by Go clients since Go 1.15, and by browsers).
+	for _, dns := range leaf.DNSNames {
+		if k, ok := parseSNIName(dns); ok {
+			names = append(names, k)
+		}
+	}
+	slices.SortFunc(names, compareSNINames)
+	return slices.CompactFunc(names, func(a, b sniName) bool { return compareSNINames(a, b) == 0 })
+}
+
+// parseSNIName reads one DNS name of a certificate: an exact name, or a
+// wildcard "*.parent" under its parent, both in canonical form (see
+// hostKey). Every name of the index is thus a host name in canonical
+// form, and no exact name is an IP address: match relies on it. A name
+// that is neither a host name nor a wildcard over one can never be asked
+// for and is left out, and so is an exact name that is an IP address,
+// since GetCert answers those with the main certificate.
 //
 // So is a name written with a trailing dot: crypto/x509 takes it for no
 // pattern and matches it only against a server name spelled the same,
 // dot included, which a client does not send (RFC 6066 leaves the dot out
 // of the SNI, and Go clients drop it), so a verifying client would refuse
 // the certificate for the name without the dot.
-func (s *sniSnapshot) add(name string, c *tls.Certificate) {
+func parseSNIName(name string) (sniName, bool) {
 	if len(name) == 0 || name[len(name)-1] == '.' {
-		return
+		return sniName{}, false
 	}
 	wild := len(name) > 2 && name[0] == '*' && name[1] == '.'
 	if wild {
 		name = name[2:]
 	}
 	var buf [maxHostLen]byte
-	n, _, numeric, _, ok := hostKey(&buf, name)
+	n, _, numeric, changed, ok := hostKey(&buf, name)
 	if !ok || !wild && numeric && isIPLiteral(buf[:n]) {
-		return
+		return sniName{}, false
 	}
-	key := string(buf[:n])
-	nd := s.nodes[key]
-	nd.numeric = numeric
-	switch {
-	case wild && nd.wild == nil:
-		nd.wild = c
-	case !wild && nd.exact == nil:
-		nd.exact = c
-	default:
-		return
+	if changed {
+		name = string(buf[:n])
 	}
-	s.nodes[key] = nd
+	return sniName{name: name, wild: wild}, true
 }
 
 // match returns the certificate for a server name: exact name, else the
 // wildcard one label up, else main.
 func (s *sniSnapshot) match(name string) *tls.Certificate {
-	// The fast path, for a name in canonical form, as nearly every client
-	// sends it. A name found as it is in the index is a canonical host name
-	// and no IP address, so it needs no checking; for the wildcard, only
-	// the first label, which is not part of the key, does.
-	if nd, ok := s.nodes[name]; ok && nd.exact != nil {
-		return nd.exact
+	if n := len(name); n > 0 && name[n-1] == '.' {
+		name = name[:n-1]
 	}
-	if i := strings.IndexByte(name, '.'); i > 0 && len(name) <= maxHostLen {
-		nd, ok := s.nodes[name[i+1:]]
-		if ok && nd.wild != nil && canonicalLabel(name[:i]) && !(nd.numeric && isIPLiteral(name)) {
-			return nd.wild
-		}
-	}
-	return s.matchFolded(name)
-}
-
-// matchFolded is match for a name not found as it is: it checks the name
-// and puts it in canonical form; when that changes it, it looks again.
-func (s *sniSnapshot) matchFolded(name string) *tls.Certificate {
-	var buf [maxHostLen]byte
-	n, parent, numeric, changed, ok := hostKey(&buf, name)
-	if !ok || !changed || numeric && isIPLiteral(buf[:n]) {
-		// Not a host name, an IP address, or a canonical name that the
-		// fast path already looked up.
+	if len(name) == 0 || len(name) > maxHostLen {
 		return s.main
 	}
-	// The index expressions convert the bytes in place: no copy.
-	if nd := s.nodes[string(buf[:n])]; nd.exact != nil {
-		return nd.exact
+	// A name found is a host name but for case, and no IP address (see
+	// parseSNIName): it needs no other check.
+	if l := s.exact.find(sniHash(name, s.seed)); l != nil && sniSameName(l.key, name) {
+		return l.cert
 	}
-	if parent > 0 {
-		if nd := s.nodes[string(buf[parent:n])]; nd.wild != nil {
-			return nd.wild
+	dot := sniFirstDot(name)
+	if dot <= 0 {
+		return s.main
+	}
+	// For the wildcard, the first label is not part of the name found,
+	// and the server name may be an IPv4 address over a numeric parent.
+	parent := name[dot+1:]
+	if l := s.wild.find(sniHash(parent, s.seed)); l != nil && sniSameName(l.key, parent) {
+		if ok, digits := hostLabel(name[:dot]); ok && !(digits && isIPLiteral(name)) {
+			return l.cert
 		}
 	}
 	return s.main
 }
 
-// canonicalLabel reports whether label is one label of a host name in
-// canonical form: lower-case letters, digits, '_', and '-' but not first.
-func canonicalLabel(label string) bool {
+// hostLabel reports whether label is one label of a host name (ASCII
+// letters, digits, '_', and '-' but not first), and whether it holds only
+// digits.
+func hostLabel(label string) (ok, digits bool) {
+	digits = true
 	for i := 0; i < len(label); i++ {
-		c := label[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-' && i > 0) {
-			return false
+		switch c := label[i]; {
+		case '0' <= c && c <= '9':
+		case 'a' <= c|0x20 && c|0x20 <= 'z', c == '_', c == '-' && i > 0:
+			digits = false
+		default:
+			return false, false
 		}
 	}
-	return len(label) > 0
+	return len(label) > 0, digits
 }
 
 // hostKey writes into buf the canonical form of a host name: without one

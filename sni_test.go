@@ -783,6 +783,18 @@ func FuzzSNI(f *testing.F) {
 			certs = append(certs, &tls.Certificate{Leaf: leaf})
 		}
 		s := newSNISnapshot(certs)
+		// The same certificates served one change at a time, in another
+		// order and after others, as the Provider's certificates publish:
+		// the incremental index answers as the one built at once.
+		var x sniIndex
+		x.reset(make([]*tls.Certificate, len(certs)))
+		for i := len(certs) - 1; i >= 0; i-- {
+			x.set(i, certs[(i+1)%len(certs)])
+		}
+		for i := range certs {
+			x.set(i, certs[i])
+		}
+		inc := x.snap.Load()
 
 		label, _, _ := strings.Cut(server, ".")
 		asks := []string{server, strings.ToUpper(server), server + "."}
@@ -804,6 +816,9 @@ func FuzzSNI(f *testing.F) {
 			got, want := s.match(name), sniReference(certs, name)
 			if got != want {
 				t.Fatalf("server name %q: matcher chose certificate %d, reference %d", name, slices.Index(certs, got), slices.Index(certs, want))
+			}
+			if inc := inc.match(name); inc != got {
+				t.Fatalf("server name %q: the index changed one certificate at a time chose certificate %d, the one built at once %d", name, slices.Index(certs, inc), slices.Index(certs, got))
 			}
 			if got == nil {
 				continue // no certificate at all
