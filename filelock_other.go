@@ -4,6 +4,7 @@ package autocert
 
 import (
 	"context"
+	"os"
 	"sync"
 	"time"
 )
@@ -28,4 +29,11 @@ func (s *fileLocks) lockFile(ctx context.Context, path string) (func(), error) {
 		case <-t.C:
 		}
 	}
+}
+
+// present reports whether path names a file (of any type, a final symbolic
+// link not followed).
+func present(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }

@@ -2,8 +2,6 @@ package autocert
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,8 +17,16 @@ import (
 // File names FileStorage uses next to the files it manages.
 const (
 	journalPrefix = ".autocert-journal-"
-	tempPrefix    = ".autocert-tmp-"
-	lockSuffix    = ".lock"
+	// journalName is the journal of a multi-entry Store, in the directory
+	// of its first entry. One name per directory will do, since the
+	// journal lock lets one such Store at a time write in a directory; so
+	// a Load finds it with one look instead of listing the directory.
+	// (Versions before named journals after their keys, journalPrefix
+	// followed by a hash: the look over the whole directory, see tidy,
+	// completes those.)
+	journalName = journalPrefix + "current"
+	tempPrefix  = ".autocert-tmp-"
+	lockSuffix  = ".lock"
 	// journalLock is locked (OS file lock) by a multi-entry Store from its
 	// journal's creation to its removal, and by whoever completes a journal:
 	// so a Load never applies the journal of a Store still in progress, nor
@@ -33,13 +39,17 @@ const (
 // configuration names. Its zero value is ready to use.
 //
 // Each file is written crash-safely: to a temporary file in the same
-// directory, flushed to disk, then renamed over the old one. A temporary
-// file that a killed process left behind is removed by a later Load in
-// its directory once it is ten minutes old. A Store of
+// directory, flushed to disk, then renamed over the old one. A Store of
 // several entries (a certificate and its key) is first written as one
-// journal file in the directory of its first entry; the next Load in that
-// directory completes an interrupted Store from the journal, so a reader
-// never sees a key that does not match its certificate.
+// journal file in the directory of its first entry; the next Load, Store
+// or Delete in that directory completes an interrupted Store from the
+// journal, so a reader never sees a key that does not match its
+// certificate. That costs each of them one look at the journal's name, so
+// that loading n files costs O(n) whatever the number of files in their
+// directories. A temporary file that a killed process left behind is
+// removed once it is ten minutes old by a later Load or Store in its
+// directory: the first there of each FileStorage (every start), then one
+// every ten minutes, each of which lists the directory once.
 //
 // Files holding Private entries get mode 0600, others 0644, whatever the
 // umask; a missing directory is created 0755 (whatever the umask).
@@ -51,6 +61,15 @@ const (
 type FileStorage struct {
 	mu sync.Mutex // serialises journal writes and recovery in this process
 	fileLocks
+
+	tidyMu sync.Mutex
+	tidied map[string]*dirTidy // by directory; guarded by tidyMu
+}
+
+// dirTidy is when a FileStorage last looked over a directory (tidy).
+type dirTidy struct {
+	mu sync.Mutex // held while looking
+	at time.Time  // zero: never
 }
 
 // journal is the on-disk form of a multi-entry Store.
@@ -66,12 +85,20 @@ type journalEntry struct {
 
 // Load implements Storage.
 func (s *FileStorage) Load(ctx context.Context, key string) ([]byte, error) {
-	dir := filepath.Dir(key)
-	if err := s.recover(ctx, dir); err != nil {
+	if err := s.prepare(ctx, filepath.Dir(key)); err != nil {
 		return nil, err
 	}
-	removeStaleTemps(dir)
 	return readFileLimited(key, maxFileSize)
+}
+
+// prepare readies dir for a read or write of one of its files: the
+// directory is looked over if it is due (tidy), then the Store interrupted
+// there, if any, is completed.
+func (s *FileStorage) prepare(ctx context.Context, dir string) error {
+	if err := s.tidy(ctx, dir); err != nil {
+		return err
+	}
+	return s.recover(ctx, dir)
 }
 
 // Store implements Storage.
@@ -81,31 +108,45 @@ func (s *FileStorage) Store(ctx context.Context, entries ...Entry) error {
 		return nil
 	case 1:
 		e := entries[0]
+		if err := s.prepare(ctx, filepath.Dir(e.Key)); err != nil {
+			return err
+		}
 		return writeFileAtomic(e.Key, e.Value, e.Private)
+	}
+	keys := make([]string, len(entries))
+	for i, e := range entries {
+		keys[i] = e.Key
+	}
+	jpath := journalPath(keys)
+	dir := filepath.Dir(jpath)
+	// A journal of an older version would otherwise be completed over
+	// these values later.
+	if err := s.tidy(ctx, dir); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	j := journal{Entries: make([]journalEntry, len(entries))}
-	keys := make([]string, len(entries))
-	private := false
 	for i, e := range entries {
 		j.Entries[i] = journalEntry(e)
-		keys[i] = e.Key
-		private = private || e.Private
 	}
 	data, err := json.Marshal(j)
 	if err != nil {
 		return err
 	}
-	jpath := journalPath(keys)
-	if err := mkdirAll(filepath.Dir(jpath)); err != nil {
+	if err := mkdirAll(dir); err != nil {
 		return err
 	}
-	unlock, err := s.lockFile(ctx, filepath.Join(filepath.Dir(jpath), journalLock))
+	unlock, err := s.lockFile(ctx, filepath.Join(dir, journalLock))
 	if err != nil {
 		return fmt.Errorf("lock journal: %w", err)
 	}
 	defer unlock()
+	// A journal there, now that the lock is held, is that of a Store that
+	// died: it is completed before this one takes its name.
+	if err := completeJournal(jpath); err != nil {
+		return err
+	}
 	if err := writeFileAtomic(jpath, data, true); err != nil {
 		return fmt.Errorf("write journal: %w", err)
 	}
@@ -117,6 +158,10 @@ func (s *FileStorage) Store(ctx context.Context, entries ...Entry) error {
 
 // Delete implements Storage.
 func (s *FileStorage) Delete(ctx context.Context, key string) error {
+	// An interrupted Store completed later would bring the file back.
+	if err := s.recover(ctx, filepath.Dir(key)); err != nil {
+		return err
+	}
 	err := os.Remove(key)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -143,24 +188,30 @@ func (s *FileStorage) Lock(ctx context.Context, name string) (func(), error) {
 	return s.lockFile(ctx, path)
 }
 
-// journalPath names the journal of a Store of keys: in the directory of the
-// first key, named after all of them, so a repeated Store of the same
-// certificate reuses one journal name.
+// journalPath names the journal of a Store of keys: journalName in the
+// directory of the first key.
 func journalPath(keys []string) string {
-	sum := sha256.Sum256([]byte(strings.Join(keys, "\x00")))
-	return filepath.Join(filepath.Dir(keys[0]), journalPrefix+hex.EncodeToString(sum[:8]))
+	return filepath.Join(filepath.Dir(keys[0]), journalName)
 }
 
-// recover completes every Store interrupted in dir. A journal that does not
-// parse was never completely written (it is renamed into place only when
-// whole), so it cannot exist; it is removed all the same to be safe. A
-// journal seen while its Store runs is waited for: once the journal lock
-// is held, a journal still there belongs to a Store that died.
+// recover completes the Store interrupted in dir, if any: one look at
+// the journal's name. A journal seen while its Store runs is waited for:
+// once the journal lock is held, a journal still there belongs to a Store
+// that died.
 func (s *FileStorage) recover(ctx context.Context, dir string) error {
-	matches, _ := filepath.Glob(filepath.Join(dir, journalPrefix+"*"))
-	if len(matches) == 0 {
+	// dir is clean (it comes from filepath.Dir): no need for Join.
+	jpath := dir + string(filepath.Separator) + journalName
+	if !present(jpath) {
+		// None; or dir cannot be read, which the caller's own access
+		// to its file reports.
 		return nil
 	}
+	return s.completeJournals(ctx, dir, []string{jpath})
+}
+
+// completeJournals completes the journals of dir at jpaths, under the
+// journal lock of dir.
+func (s *FileStorage) completeJournals(ctx context.Context, dir string, jpaths []string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	unlock, err := s.lockFile(ctx, filepath.Join(dir, journalLock))
@@ -168,25 +219,90 @@ func (s *FileStorage) recover(ctx context.Context, dir string) error {
 		return fmt.Errorf("lock journal: %w", err)
 	}
 	defer unlock()
-	for _, jpath := range matches {
-		data, err := readFileLimited(jpath, maxFileSize)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // completed meanwhile
-		}
-		if err != nil {
-			return fmt.Errorf("read journal: %w", err)
-		}
-		var j journal
-		if err := json.Unmarshal(data, &j); err == nil {
-			if err := applyJournal(j); err != nil {
-				return fmt.Errorf("complete interrupted write: %w", err)
-			}
-		}
-		if err := removeSynced(jpath); err != nil {
+	for _, jpath := range jpaths {
+		if err := completeJournal(jpath); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// completeJournal applies the journal at jpath, if there is one, and
+// removes it. The caller holds the journal lock of its directory. A
+// journal that does not parse was never completely written (it is renamed
+// into place only when whole), so it cannot exist; it is removed all the
+// same to be safe.
+func completeJournal(jpath string) error {
+	data, err := readFileLimited(jpath, maxFileSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // none, or completed meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("read journal: %w", err)
+	}
+	var j journal
+	if err := json.Unmarshal(data, &j); err == nil {
+		if err := applyJournal(j); err != nil {
+			return fmt.Errorf("complete interrupted write: %w", err)
+		}
+	}
+	return removeSynced(jpath)
+}
+
+// tidy looks over dir when this FileStorage has not in the last
+// staleTempAge: it completes every journal there (those of older
+// versions, named otherwise, included) and removes the temporary files of
+// writes that never finished. Loads in one directory wait for one look;
+// errors listing the directory are ignored (its files' own reads report
+// them).
+func (s *FileStorage) tidy(ctx context.Context, dir string) error {
+	s.tidyMu.Lock()
+	if s.tidied == nil {
+		s.tidied = make(map[string]*dirTidy)
+	}
+	t := s.tidied[dir]
+	if t == nil {
+		t = &dirTidy{}
+		s.tidied[dir] = t
+	}
+	s.tidyMu.Unlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.at.IsZero() && time.Since(t.at) < staleTempAge {
+		return nil
+	}
+	journals, temps := listDir(dir)
+	removeStaleTemps(temps)
+	if len(journals) > 0 {
+		if err := s.completeJournals(ctx, dir, journals); err != nil {
+			return err
+		}
+	}
+	t.at = time.Now()
+	return nil
+}
+
+// listDir returns the journals and the temporary files in dir.
+func listDir(dir string) (journals, temps []string) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, nil
+	}
+	defer d.Close()
+	for {
+		names, err := d.Readdirnames(1024)
+		for _, name := range names {
+			switch {
+			case strings.HasPrefix(name, journalPrefix):
+				journals = append(journals, filepath.Join(dir, name))
+			case strings.HasPrefix(name, tempPrefix):
+				temps = append(temps, filepath.Join(dir, name))
+			}
+		}
+		if err != nil {
+			return journals, temps
+		}
+	}
 }
 
 func applyJournal(j journal) error {
@@ -272,13 +388,12 @@ func mkdirAll(dir string) error {
 // write takes that long, so no live writer owns it.
 const staleTempAge = 10 * time.Minute
 
-// removeStaleTemps removes from dir the temporary files of writes that
-// never finished. They are litter, but may hold private keys: every Load
-// in their directory (every start reads there) clears those of the past.
-// Errors are ignored.
-func removeStaleTemps(dir string) {
-	matches, _ := filepath.Glob(filepath.Join(dir, tempPrefix+"*"))
-	for _, m := range matches {
+// removeStaleTemps removes, of the temporary files at paths, those of
+// writes that never finished. They are litter, but may hold private keys:
+// a look over their directory (see tidy; every start reads there) clears
+// those of the past. Errors are ignored.
+func removeStaleTemps(paths []string) {
+	for _, m := range paths {
 		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > staleTempAge {
 			_ = os.Remove(m)
 		}

@@ -188,3 +188,176 @@ func TestFileStorageLockFreedWhenHolderDies(t *testing.T) {
 	}
 	unlock()
 }
+
+// crashedStore leaves in dir what a Store of entries killed after its
+// journal was written leaves: the journal, and the first entry only
+// replaced.
+func crashedStore(t *testing.T, jpath string, entries ...journalEntry) {
+	t.Helper()
+	data, err := json.Marshal(journal{Entries: entries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFileAtomic(jpath, data, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFileAtomic(entries[0].Key, entries[0].Value, entries[0].Private); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantFile(t *testing.T, s *FileStorage, key, want string) {
+	t.Helper()
+	got, err := s.Load(context.Background(), key)
+	if want == "" {
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: %q, %v; want it missing", filepath.Base(key), got, err)
+		}
+		return
+	}
+	if err != nil || string(got) != want {
+		t.Errorf("%s: %q, %v; want %q", filepath.Base(key), got, err, want)
+	}
+}
+
+func wantNoJournal(t *testing.T, dir string) {
+	t.Helper()
+	if m, _ := filepath.Glob(filepath.Join(dir, journalPrefix+"*")); len(m) != 0 {
+		t.Errorf("journal left behind: %v", m)
+	}
+}
+
+// TestFileStorageInterruptedStoreSeenByRunningReader: a FileStorage that
+// has already read in a directory (a running Provider) sees a Store that
+// another process left half done there afterwards, whichever of the two
+// files it reads first: Load looks for the journal itself on every read,
+// without listing the directory.
+func TestFileStorageInterruptedStoreSeenByRunningReader(t *testing.T) {
+	for _, first := range []string{"cert", "key"} {
+		t.Run(first+" first", func(t *testing.T) {
+			dir := t.TempDir()
+			cert, key := filepath.Join(dir, "cert.crt"), filepath.Join(dir, "priv.key")
+			s := &FileStorage{}
+			ctx := context.Background()
+			if err := s.Store(ctx, Entry{Key: cert, Value: []byte("old cert")}, Entry{Key: key, Value: []byte("old key"), Private: true}); err != nil {
+				t.Fatal(err)
+			}
+			wantFile(t, s, cert, "old cert")
+			// Another process's Store, killed after replacing the key.
+			crashedStore(t, journalPath([]string{cert, key}),
+				journalEntry{Key: key, Value: []byte("new key"), Private: true}, journalEntry{Key: cert, Value: []byte("new cert")})
+			if first == "cert" {
+				wantFile(t, s, cert, "new cert")
+				wantFile(t, s, key, "new key")
+			} else {
+				wantFile(t, s, key, "new key")
+				wantFile(t, s, cert, "new cert")
+			}
+			wantNoJournal(t, dir)
+		})
+	}
+}
+
+// TestFileStorageCompletesOlderJournal: a journal named as versions
+// before this one named them (after a hash of its keys) is completed by
+// the first Load in its directory.
+func TestFileStorageCompletesOlderJournal(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.crt"), filepath.Join(dir, "priv.key")
+	if err := os.WriteFile(cert, []byte("old cert"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	crashedStore(t, filepath.Join(dir, journalPrefix+"0123456789abcdef"),
+		journalEntry{Key: key, Value: []byte("new key"), Private: true}, journalEntry{Key: cert, Value: []byte("new cert")})
+	s := &FileStorage{}
+	wantFile(t, s, cert, "new cert")
+	wantFile(t, s, key, "new key")
+	wantNoJournal(t, dir)
+}
+
+// TestFileStorageWriteCompletesInterruptedStore: a Store or Delete in a
+// directory where a Store was interrupted completes that one first, so
+// that completing it later does not bring back older values over newer
+// ones, nor a deleted file.
+func TestFileStorageWriteCompletesInterruptedStore(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		write func(s *FileStorage, a, b, c string) error
+		want  [3]string // a, b, c afterwards
+	}{
+		{"store of several", func(s *FileStorage, a, b, c string) error {
+			return s.Store(context.Background(), Entry{Key: a, Value: []byte("a3")}, Entry{Key: c, Value: []byte("c3")})
+		}, [3]string{"a3", "b2", "c3"}},
+		{"store of one", func(s *FileStorage, a, b, c string) error {
+			return s.Store(context.Background(), Entry{Key: a, Value: []byte("a3")})
+		}, [3]string{"a3", "b2", ""}},
+		{"delete", func(s *FileStorage, a, b, c string) error {
+			return s.Delete(context.Background(), a)
+		}, [3]string{"", "b2", ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			a, b, c := filepath.Join(dir, "a"), filepath.Join(dir, "b"), filepath.Join(dir, "c")
+			s := &FileStorage{}
+			ctx := context.Background()
+			if err := s.Store(ctx, Entry{Key: a, Value: []byte("a1")}, Entry{Key: b, Value: []byte("b1")}); err != nil {
+				t.Fatal(err)
+			}
+			// Another process's Store of a and b, killed after writing b.
+			crashedStore(t, journalPath([]string{a, b}),
+				journalEntry{Key: b, Value: []byte("b2")}, journalEntry{Key: a, Value: []byte("a2")})
+			if err := tc.write(s, a, b, c); err != nil {
+				t.Fatal(err)
+			}
+			for i, key := range []string{a, b, c} {
+				wantFile(t, &FileStorage{}, key, tc.want[i])
+			}
+			wantNoJournal(t, dir)
+		})
+	}
+}
+
+// TestFileStorageRemovesStaleTemps: the temporary file of a write that
+// never finished is removed by the first Load in its directory once it is
+// ten minutes old, and by a later Load of a FileStorage that has been
+// reading there for ten minutes; a younger one, maybe a write in
+// progress, stays.
+func TestFileStorageRemovesStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	cert := filepath.Join(dir, "cert.crt")
+	if err := os.WriteFile(cert, []byte("cert"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	temp := func(name string, age time.Duration) string {
+		path := filepath.Join(dir, tempPrefix+name)
+		if err := os.WriteFile(path, []byte("key"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now().Add(-age)
+		if err := os.Chtimes(path, at, at); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	exists := func(path string) bool {
+		_, err := os.Lstat(path)
+		return err == nil
+	}
+	old, young := temp("old", time.Hour), temp("young", time.Minute)
+	s := &FileStorage{}
+	wantFile(t, s, cert, "cert")
+	if exists(old) || !exists(young) {
+		t.Fatalf("after the first Load: old temp there %v, young temp there %v; want only the young", exists(old), exists(young))
+	}
+	later := temp("later", time.Hour)
+	wantFile(t, s, cert, "cert")
+	if !exists(later) {
+		t.Fatal("a Load right after the first looked over the directory again")
+	}
+	// Ten minutes on.
+	s.tidied[dir].at = time.Now().Add(-staleTempAge - time.Second)
+	wantFile(t, s, cert, "cert")
+	if exists(later) || !exists(young) {
+		t.Fatalf("ten minutes on: old temp there %v, young temp there %v; want only the young", exists(later), exists(young))
+	}
+}
