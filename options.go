@@ -24,6 +24,8 @@ type settings struct {
 	// account is the main block's account given to NewProvider (the
 	// seed's flow); nil when New loads it.
 	account *givenAccount
+	// rateLimits are the limits set with WithRateLimits, by caKey.
+	rateLimits map[string]RateLimits
 }
 
 // givenAccount is the ACME account of the main block as the caller made
@@ -58,6 +60,32 @@ func WithStorage(st Storage) Option { return func(s *settings) { s.storage = st 
 
 // WithClock sets the clock, for tests that drive time.
 func WithClock(c Clock) Option { return func(s *settings) { s.clock = c } }
+
+// WithRateLimits sets the rate limits that orders to the CA whose
+// directory is caDirURL are paced under, in place of the defaults; a zero
+// RateLimits turns pacing off for that CA. The defaults are the limits Let's
+// Encrypt publishes, for its production and staging directories, and none
+// for other CAs.
+//
+// Before a certificate is ordered, at start-up (ObtainAll), on renewal or
+// when forced, the order takes its place under each limit of its CA: the
+// orders of its account, the certificates of each of its registered
+// domains (a renewal of the same names excepted), the failed validations of
+// each of its names. An order with no room waits for its turn: at start-up
+// ObtainAll returns an error wrapping ErrPaced for it and the scheduler
+// orders it when its turn comes; a scheduled renewal waits in the
+// scheduler; a forced renewal waits in RenewAll. RenewalStatus tells each
+// certificate waiting, with the Reason "rate_limit", the limit, and when
+// its turn comes. At most four orders of a Provider run at once, whatever
+// the limits.
+func WithRateLimits(caDirURL string, limits RateLimits) Option {
+	return func(s *settings) {
+		if s.rateLimits == nil {
+			s.rateLimits = make(map[string]RateLimits)
+		}
+		s.rateLimits[caKey(caDirURL)] = limits
+	}
+}
 
 // withAccount gives New the main block's account, as NewProvider does.
 func withAccount(user *User, legoCfg *lego.Config) Option {

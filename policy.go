@@ -26,6 +26,9 @@ const (
 	reasonLifetime = "lifetime" // the lifetime rule
 	reasonARI      = "ari"      // the point chosen in the CA's renewal window
 	reasonForced   = "forced"   // ForceExpiryAll
+	// reasonRateLimit: the order waits for its turn under the CA's rate
+	// limits (pacing.go); it is not a rule of renewalDue.
+	reasonRateLimit = "rate_limit"
 )
 
 // renewBefore is how long before its expiry a certificate valid for

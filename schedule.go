@@ -27,7 +27,8 @@ type contextParent struct{ ctx context.Context }
 
 func (p contextParent) Context() context.Context { return p.ctx }
 
-// maxWorkers bounds the certificates the scheduler works on at once.
+// maxWorkers bounds the certificates the scheduler works on at once, and
+// the orders of a Provider that run at once, whoever asked for them.
 const maxWorkers = 4
 
 // scheduler owns the renewal state of the certificates of one Provider:
@@ -36,7 +37,8 @@ const maxWorkers = 4
 // state, and hands the resulting events to the notifiers. One goroutine
 // runs its loop, with one timer set to the earliest time at which a
 // certificate needs looking at, and at most maxWorkers goroutines do the
-// work.
+// work. Orders, whoever asks for them, are paced under the rate limits of
+// their CA (pacer) and hold one of maxWorkers slots while they run.
 type scheduler struct {
 	clock        Clock
 	logger       zerolog.Logger
@@ -48,6 +50,8 @@ type scheduler struct {
 
 	entries []*entry // main first, then the extras; fixed at construction
 	byCert  map[*certificate]*entry
+	pacer   *pacer
+	slots   chan struct{} // one per order running; maxWorkers
 
 	wake chan struct{} // asks the loop to look at the queue again
 	done chan struct{} // closed once stopped and idle
@@ -66,6 +70,7 @@ type scheduler struct {
 // entry is one certificate and what the scheduler knows of it.
 type entry struct {
 	c  *certificate
+	pk *paceKeys  // the rate limits its orders count against; nil when none
 	rs renewState // guarded by the scheduler's mu
 }
 
@@ -79,6 +84,7 @@ type renewState struct {
 	ari       ariRecord // renewal information, maybe of an older certificate
 
 	due    due       // the renewal last planned
+	pace   paceWait  // the turn of its order under the CA's rate limits; zero when none is waited for
 	next   time.Time // when the scheduler looks at the certificate next
 	index  int       // in the scheduler's queue, when queued
 	queued bool
@@ -96,6 +102,13 @@ type renewState struct {
 	polledAt time.Time
 	seen     [2]statResult // of the certificate and key files
 	warned   string        // serial of the certificate last warned about
+}
+
+// paceWait is when an order may be sent under the rate limits of its CA,
+// and the limit it waits for.
+type paceWait struct {
+	at    time.Time
+	limit string
 }
 
 // forceRound is one forced renewal of every certificate.
@@ -119,11 +132,13 @@ func newScheduler(s *settings, certs []*certificate) *scheduler {
 		fileCheck:    s.fileCheck,
 		noFileNotify: s.noFileNotify,
 		byCert:       make(map[*certificate]*entry, len(certs)),
+		pacer:        newPacer(s.rateLimits),
+		slots:        make(chan struct{}, maxWorkers),
 		wake:         make(chan struct{}, 1),
 		done:         make(chan struct{}),
 	}
 	for _, c := range certs {
-		e := &entry{c: c}
+		e := &entry{c: c, pk: sc.pacer.keys(c)}
 		sc.entries = append(sc.entries, e)
 		sc.byCert[c] = e
 	}
@@ -324,14 +339,17 @@ func (s *scheduler) tick(ctx context.Context, e *entry, force bool, fctx context
 	}
 	s.mu.Lock()
 	d := e.dueLocked(now)
+	if !force && d.at.After(now) {
+		e.rs.pace = paceWait{} // no order: the turn it had is given up
+	}
 	s.mu.Unlock()
 	if !force && d.at.After(now) {
 		return
 	}
 	req := obtainRequest{who: attemptScheduled}
-	octx := context.WithoutCancel(ctx)
+	wctx, octx := ctx, context.WithoutCancel(ctx)
 	if force {
-		req.who, octx = attemptForced, fctx
+		req.who, wctx, octx = attemptForced, fctx, fctx
 	}
 	reason := d.reason
 	if force {
@@ -347,13 +365,7 @@ func (s *scheduler) tick(ctx context.Context, e *entry, force bool, fctx context
 	// CA can exempt the order from rate limits.
 	req.replaces = d.reason == reasonARI && !d.at.After(now)
 
-	s.mu.Lock()
-	e.rs.renewing = true
-	s.mu.Unlock()
-	err := s.attempt(octx, e, req)
-	s.mu.Lock()
-	e.rs.renewing = false
-	s.mu.Unlock()
+	err := s.attempt(wctx, octx, e, req, force)
 	if force {
 		s.forcedDone(e, err)
 	}
@@ -367,21 +379,112 @@ func (s *scheduler) startup(ctx context.Context, c *certificate, who attempt) er
 	if why == "" {
 		return out.err
 	}
-	return s.attempt(ctx, e, obtainRequest{who: who, reason: why})
+	return s.attempt(ctx, ctx, e, obtainRequest{who: who, reason: why}, false)
 }
 
-// attempt obtains e's certificate as req asks, applies the outcome to e's
-// renewal state and notifies its events. It returns the outcome's error.
-func (s *scheduler) attempt(ctx context.Context, e *entry, req obtainRequest) error {
+// attempt obtains e's certificate as req asks, once its order has its
+// turn under the CA's rate limits and a slot (see pace, which waits under
+// wctx, for its turn too when waitTurn is set), applies the outcome to e's
+// renewal state and notifies its events. The order runs under ctx. It
+// returns the outcome's error, or pace's.
+func (s *scheduler) attempt(wctx, ctx context.Context, e *entry, req obtainRequest, waitTurn bool) error {
+	release, err := s.pace(wctx, e, req, waitTurn)
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	req.known = e.rs.fail
+	e.rs.renewing = true
 	s.mu.Unlock()
 	out := e.c.obtain(ctx, req)
+	if out.kind == outFailed {
+		s.pacer.failed(e.pk, s.clock.Now())
+	}
+	release()
+	s.mu.Lock()
+	e.rs.renewing = false
+	s.mu.Unlock()
 	if out.kind == outNotStarted && ctx.Err() != nil {
 		return out.err // given up: nothing happened, nothing to wait for
 	}
 	s.notifier.notifyAll(ctx, s.apply(e, out, req.who))
 	return out.err
+}
+
+// pace waits until e's order may be sent, and returns with one of the
+// scheduler's slots, to give back with release. An order takes its turn
+// under the rate limits of its CA (the slot the pacer plans for it, kept
+// in e's renewal state) and, once it holds a slot, is counted as sent
+// unless the orders already sent leave no room. An order whose turn has
+// not come waits for it when waitTurn is set (a forced renewal); else pace
+// returns an error wrapping ErrPaced, and the scheduler plans e for that
+// turn. An error wrapping wctx's is returned when wctx ends first.
+func (s *scheduler) pace(wctx context.Context, e *entry, req obtainRequest, waitTurn bool) (release func(), err error) {
+	release = func() { <-s.slots }
+	renewal := false
+	if e.pk != nil && len(e.pk.domains) > 0 && req.old != nil {
+		renewal = sameNames(req.old.DNSNames, e.c.cfg.Domains)
+	}
+	for {
+		var w paceWait
+		if e.pk != nil {
+			now := s.clock.Now()
+			s.mu.Lock()
+			w = e.rs.pace
+			s.mu.Unlock()
+			if w.at.IsZero() {
+				w.at, w.limit = s.pacer.reserve(e.pk, renewal, now)
+			}
+			if !w.at.After(now) {
+				w = paceWait{}
+			}
+		}
+		if w.at.IsZero() {
+			select {
+			case s.slots <- struct{}{}:
+			case <-wctx.Done():
+				return nil, fmt.Errorf("%w: waiting for an order slot: %w", ErrObtain, wctx.Err())
+			}
+			if e.pk == nil {
+				return release, nil
+			}
+			if w.at, w.limit = s.pacer.send(e.pk, renewal, s.clock.Now()); w.at.IsZero() {
+				s.mu.Lock()
+				e.rs.pace = paceWait{}
+				s.mu.Unlock()
+				return release, nil
+			}
+			release()
+		}
+		if err := s.waitPaced(wctx, e, w, waitTurn); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// waitPaced keeps w as e's turn under the rate limits of its CA; it waits
+// until then with wait, else it returns an error wrapping ErrPaced. It
+// returns wctx's error when wctx ends first.
+func (s *scheduler) waitPaced(wctx context.Context, e *entry, w paceWait, wait bool) error {
+	s.mu.Lock()
+	known := e.rs.pace
+	e.rs.pace = w
+	s.mu.Unlock()
+	if known != w {
+		e.c.logger.Info().Time("until", w.at).Str("limit", w.limit).
+			Msg("the order waits for its turn under the CA's rate limits")
+	}
+	if !wait {
+		return fmt.Errorf("%w (%s): the order waits until %s", ErrPaced, w.limit, w.at.Format(time.RFC3339))
+	}
+	t := s.clock.NewTimer(w.at.Sub(s.clock.Now()))
+	defer t.Stop()
+	select {
+	case <-t.C():
+		return nil
+	case <-wctx.Done():
+		return fmt.Errorf("%w: waiting for the CA's rate limits: %w", ErrObtain, wctx.Err())
+	}
 }
 
 // reload reads e's certificate from storage and serves it when another
@@ -406,6 +509,7 @@ func (s *scheduler) apply(e *entry, out outcome, who attempt) []Event {
 			// renewal information) is read again from storage.
 			e.rs.fail, e.rs.failFresh, e.rs.loaded = failureRecord{}, false, false
 		}
+		e.rs.pace = paceWait{}
 		s.planLocked(e, now)
 		s.mu.Unlock()
 		s.poke()
@@ -494,6 +598,9 @@ func (s *scheduler) planLocked(e *entry, now time.Time) {
 		next = e.rs.polledAt.Add(localPollInterval)
 	default:
 		next = e.dueLocked(now).at
+		if p := e.rs.pace.at; p.After(next) {
+			next = p // waiting for its turn under the CA's rate limits
+		}
 		if f := e.ariFetchAtLocked(now); !f.IsZero() && f.Before(next) {
 			next = f
 		}

@@ -16,8 +16,13 @@ type RenewalStatus struct {
 	NextRenewal time.Time `json:"next_renewal,omitzero"`
 	// Reason names the rule that set NextRenewal: "ari" (the point chosen
 	// in the CA's renewal window), "lifetime", "mismatch" (the config
-	// changed), "expired" or "missing".
+	// changed), "expired" or "missing"; or "rate_limit" when the order
+	// is due and waits for its turn under the CA's rate limits (see
+	// WithRateLimits), NextRenewal being when that turn comes.
 	Reason string `json:"reason,omitempty"`
+	// RateLimit names the limit the order waits for when Reason is
+	// "rate_limit", such as "new orders per account: 300 per 3h0m0s".
+	RateLimit string `json:"rate_limit,omitempty"`
 	// WindowStart and WindowEnd are the renewal window the CA suggested
 	// (ACME Renewal Information); zero when unknown.
 	WindowStart time.Time `json:"window_start,omitzero"`
@@ -61,6 +66,9 @@ func (p *Provider) RenewalStatus() []RenewalStatus {
 		st := RenewalStatus{Provider: c.name, Renewing: rs.renewing, LastRenewal: rs.lastRenewal}
 		if rs.loaded && !c.local() && !rs.due.at.IsZero() {
 			st.NextRenewal, st.Reason = rs.due.at, rs.due.reason
+		}
+		if p := rs.pace; !p.at.IsZero() && !p.at.Before(st.NextRenewal) {
+			st.NextRenewal, st.Reason, st.RateLimit = p.at, reasonRateLimit, p.limit
 		}
 		cur := c.current()
 		if cur != nil && rs.ari.about(ariID(cur.Leaf)) {

@@ -63,6 +63,12 @@ type front struct {
 	accounts      int
 	orders        []Order
 	ariRequests   int
+	// The simulated rate limits (nil: none), their clock, and the sets of
+	// names of the certificates issued (for the renewal exemption).
+	orderLimit *limiter
+	certLimit  *limiter
+	now        func() time.Time
+	issued     map[string]bool
 
 	pending atomic.Int64 // requests being answered
 }
@@ -235,6 +241,11 @@ func (f *front) newOrder(w http.ResponseWriter, r *http.Request, body []byte) {
 				quoteAll(f.profiles)),
 		}, true
 	}
+	if !failed {
+		f.mu.Lock()
+		p, failed = f.rateLimitLocked(jwsAccountID(body), rec.Names)
+		f.mu.Unlock()
+	}
 	if failed {
 		rec.Problem = p.typeURN()
 		f.record(rec)
@@ -393,6 +404,7 @@ func (f *front) finalize(w http.ResponseWriter, r *http.Request) {
 	f.pebble.ServeHTTP(resp, r)
 	if resp.Code == http.StatusOK {
 		id := strings.TrimPrefix(r.URL.Path, finalizePath)
+		var names []string
 		f.waitUntil(r.Context(), func() bool {
 			order := f.store.GetOrderByID(id)
 			if order == nil {
@@ -400,6 +412,13 @@ func (f *front) finalize(w http.ResponseWriter, r *http.Request) {
 			}
 			order.RLock()
 			cert, replaces := order.CertificateObject, order.Replaces
+			if cert != nil {
+				// Issued: a later order for the same names is a renewal.
+				names = names[:0]
+				for _, id := range order.Identifiers {
+					names = append(names, id.Value)
+				}
+			}
 			order.RUnlock()
 			if cert == nil {
 				return false
@@ -414,6 +433,11 @@ func (f *front) finalize(w http.ResponseWriter, r *http.Request) {
 			// order's lock): wait for it, under the lock.
 			return f.replacedMarked(replaces)
 		})
+		if len(names) > 0 {
+			f.mu.Lock()
+			f.issued[nameSetKey(names)] = true
+			f.mu.Unlock()
+		}
 	}
 	copyResponse(w, resp)
 }

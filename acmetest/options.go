@@ -18,7 +18,16 @@ type settings struct {
 	noProfiles bool   // WithoutProfiles
 	resolver   string // DNS server the CA validates against; "" for the shared one
 	log        io.Writer
+	orderLimit rateLimit        // WithOrderRateLimit
+	certLimit  rateLimit        // WithDomainRateLimit
+	now        func() time.Time // WithClock; nil for time.Now
 	errs       []error
+}
+
+// rateLimit is one simulated limit: n within window; zero n for none.
+type rateLimit struct {
+	n      int
+	window time.Duration
 }
 
 // profile is one certificate profile of the CA.
@@ -127,5 +136,57 @@ func WithLogWriter(w io.Writer) Option {
 			w = io.Discard
 		}
 		s.log = w
+	}
+}
+
+// WithOrderRateLimit makes the CA limit the new orders of each account to
+// n within window, as Let's Encrypt's "new orders per account" limit does
+// (300 per 3 hours): a token bucket per account that holds n and refills
+// evenly over window, so n orders are accepted at once, then one every
+// window/n. A new-order request with no token left is answered with a
+// "rateLimited" problem (HTTP 429) whose Retry-After says when the next
+// token comes, and is recorded in Orders with that problem; it takes no
+// token. The limits read the clock set by WithClock.
+func WithOrderRateLimit(n int, window time.Duration) Option {
+	return func(s *settings) {
+		if n < 1 || window <= 0 {
+			s.errs = append(s.errs, fmt.Errorf("WithOrderRateLimit: %d per %v: want at least 1 per a positive window", n, window))
+			return
+		}
+		s.orderLimit = rateLimit{n, window}
+	}
+}
+
+// WithDomainRateLimit makes the CA limit the orders naming each
+// registered domain (the name one label under its public suffix, such as
+// example.com for www.example.com) to n within window, whatever the
+// account, as Let's Encrypt's "certificates per registered domain" limit
+// does (50 per week), with a token bucket per registered domain as
+// WithOrderRateLimit has per account. An order for exactly the names of a
+// certificate the CA issued before is a renewal and is not limited, as at
+// Let's Encrypt. The CA counts an order when it accepts it rather than
+// when it issues its certificate.
+func WithDomainRateLimit(n int, window time.Duration) Option {
+	return func(s *settings) {
+		if n < 1 || window <= 0 {
+			s.errs = append(s.errs, fmt.Errorf("WithDomainRateLimit: %d per %v: want at least 1 per a positive window", n, window))
+			return
+		}
+		s.certLimit = rateLimit{n, window}
+	}
+}
+
+// WithClock sets the clock that the simulated rate limits read (default
+// time.Now), such as the Now method of the clock a test drives its client
+// with, so that the CA's limits refill as the client's time passes. The
+// rest of the CA (validity of certificates and authorizations) keeps real
+// time.
+func WithClock(now func() time.Time) Option {
+	return func(s *settings) {
+		if now == nil {
+			s.errs = append(s.errs, errors.New("WithClock: nil clock"))
+			return
+		}
+		s.now = now
 	}
 }

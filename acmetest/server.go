@@ -151,6 +151,13 @@ func (s *Server) start() error {
 		noProfiles: st.noProfiles,
 		stop:       make(chan struct{}),
 		ariRetry:   make(map[string]time.Duration),
+		orderLimit: newLimiter(st.orderLimit, "new orders per account"),
+		certLimit:  newLimiter(st.certLimit, "certificates per registered domain"),
+		now:        st.now,
+		issued:     make(map[string]bool),
+	}
+	if s.front.now == nil {
+		s.front.now = time.Now
 	}
 
 	cert, err := selfSignedCert()

@@ -22,9 +22,13 @@ type CertStatus struct {
 
 	// NextRenewal is when the certificate is next due for renewal, and
 	// RenewalReason the rule that says so ("ari", "lifetime", "mismatch",
-	// "expired", "missing"); unknown for "local" certificates.
+	// "expired", "missing"), or "rate_limit" while its order waits for
+	// its turn under the CA's rate limits (then RateLimit names the
+	// limit, and NextRenewal is when the turn comes); unknown for "local"
+	// certificates.
 	NextRenewal   int64  `json:"next_renewal,omitempty"`
 	RenewalReason string `json:"renewal_reason,omitempty"`
+	RateLimit     string `json:"rate_limit,omitempty"`
 	// WindowStart and WindowEnd are the renewal window the CA suggested
 	// (ACME Renewal Information), when known.
 	WindowStart int64 `json:"window_start,omitempty"`
@@ -60,6 +64,7 @@ func Statuses(p *autocert.Provider) []CertStatus {
 			Domains:       configuredDomains(cfg, i),
 			NextRenewal:   unix(rs.NextRenewal),
 			RenewalReason: rs.Reason,
+			RateLimit:     rs.RateLimit,
 			WindowStart:   unix(rs.WindowStart),
 			WindowEnd:     unix(rs.WindowEnd),
 			LastFailure:   unix(rs.LastFailure),
