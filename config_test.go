@@ -910,6 +910,8 @@ func TestLoadConfigErrors(t *testing.T) {
 			want: []string{`cfg.yaml:2: domains: expected a list of strings, got a mapping (write one "- value" line per entry, [a, b], or "a, b")`}},
 		{name: "list instead of string", doc: "provider: pseudo\ndomains: [a.example.com]\nemail:\n  - a@example.com\n",
 			want: []string{"cfg.yaml:4: email: expected a string, got a list"}},
+		{name: "optional flag not true or false", doc: "provider: pseudo\ndomains: [a.example.com]\ndns_follow_cname: maybe\n",
+			want: []string{"cfg.yaml:3: dns_follow_cname: expected true or false"}},
 		{name: "mapping in a list", doc: "provider: pseudo\ndomains:\n  - a.example.com\n  - name: b.example.com\n",
 			want: []string{"cfg.yaml:4: domains[1]: expected a string, got a mapping"}},
 		{name: "extra not a list", doc: "provider: pseudo\ndomains: [a.example.com]\nextra:\n  cert_path: a\n",

@@ -759,6 +759,9 @@ func (d *configDecoder) decodeValue(n *yaml.Node, v reflect.Value, path string) 
 
 // kindName describes a Go type in a user's terms.
 func kindName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem() // an optional value: *bool is still true or false
+	}
 	switch t.Kind() {
 	case reflect.Bool:
 		return "true or false"
