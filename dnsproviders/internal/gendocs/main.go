@@ -113,7 +113,11 @@ The **package** column below says which import registers a provider: ` + "`light
   durations as ` + "`2m`" + `, ` + "`90s`" + ` or a number of seconds (` + "`120`" + `), URLs with scheme and host, lists
   as ` + "`a,b,c`" + `, maps as ` + "`key:value,key2:value2`" + `.
 - ` + "`http_timeout`" + ` sets the timeout of the provider's HTTP client. Nested settings are
-  written with a dot: ovh's ` + "`oauth2_config.client_id`" + `.
+  written with a dot, ovh's ` + "`oauth2_config.client_id`" + `, or as a nested mapping, which stands
+  for the dotted keys: ` + "`oauth2_config: {client_id: ..., client_secret: ...}`" + `.
+- An extra that leaves ` + "`options`" + ` out uses the main block's options, and so does one that
+  gives it empty (` + "`{}`" + `) with the main block's provider; otherwise it has its own map alone,
+  never mixed with the main block's.
 - Defaults are lego's (` + "`NewDefaultConfig`" + `), which also read lego's environment variables
   for settings such as the TTL; options override them.
 - Values are secrets: they never appear in errors, logs or JSON. Use ` + "`${VAR}`" + ` in the config
@@ -148,6 +152,40 @@ autocert:
         tsig_key: acme-update.
         tsig_secret: ${TSIG_SECRET}
 ` + "```" + `
+
+## Where the challenge record goes
+
+Three keys of a certificate (an extra inherits them like the others) decide where its DNS-01
+TXT record is written and where the propagation check looks. The README's section "DNS
+challenge delegation and split horizon" tells the whole story.
+
+| key | what it does | default |
+|---|---|---|
+| ` + "`resolvers`" + ` | the DNS servers (host[:port]) asked every question about the certificate's challenges: the CNAME chain, the zone of the record, the propagation check | the system's (` + "`/etc/resolv.conf`" + `) |
+| ` + "`dns_challenge_alias`" + ` | a domain: the record of every name is written at ` + "`_acme-challenge.<alias>`" + `; each ` + "`_acme-challenge.<name>`" + ` must be a CNAME to it, so the provider needs write access to the alias's zone only | none |
+| ` + "`dns_follow_cname`" + ` | whether a CNAME at ` + "`_acme-challenge.<name>`" + ` is followed (8 at most, a loop is an error) and the record written at the chain's end | ` + "`true`" + ` |
+
+A provider whose credentials hold one small zone kept for ACME, with the CNAMEs of the served
+zones pointing into it:
+
+` + "```yaml" + `
+autocert:
+  provider: rfc2136              # its TSIG key may update acme-zone.example.net only
+  email: admin@example.com
+  domains: [example.com, "*.example.com"]
+  dns_challenge_alias: acme-zone.example.net
+  resolvers: [10.0.0.53]         # the view of the zones the CA sees
+  options:
+    nameserver: 10.0.0.53
+    tsig_algorithm: hmac-sha256
+    tsig_key: acme-update.
+    tsig_secret: ${TSIG_SECRET}
+` + "```" + `
+
+with, in the zone example.com, ` + "`_acme-challenge.example.com. CNAME _acme-challenge.acme-zone.example.net.`" + `
+Leave ` + "`dns_challenge_alias`" + ` out and a CNAME at each ` + "`_acme-challenge.<name>`" + ` is followed all the
+same; ` + "`dns_follow_cname: false`" + ` writes the record at the name itself. Providers that keep their
+own idea of where a record goes (acme-dns, duckdns) should be left without an alias.
 
 ## Your own provider
 
