@@ -256,38 +256,11 @@ func registeredDomain(name string) string {
 // waits for. renewal says the order is for exactly the names of the
 // certificate served (not counted per registered domain).
 func (p *pacer) reserve(k *paceKeys, renewal bool, now time.Time) (at time.Time, limit string) {
-	ca := k.ca
 	t := now.UnixNano()
-	slot := t
-	var which *gcra
-	var by *bucket
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if b := k.account; b != nil {
-		if e := ca.orders.earliest(b.plan, t); e > slot {
-			slot, which, by = e, &ca.orders, b
-		}
-	}
-	if !renewal {
-		for _, b := range k.domains {
-			if e := ca.certs.earliest(b.plan, t); e > slot {
-				slot, which, by = e, &ca.certs, b
-			}
-		}
-	}
-	for _, b := range k.names {
-		if e := ca.failures.earliest(b.sent, t); e > slot {
-			slot, which, by = e, &ca.failures, b
-		}
-	}
-	if b := k.account; b != nil {
-		b.plan = ca.orders.next(b.plan, slot)
-	}
-	if !renewal {
-		for _, b := range k.domains {
-			b.plan = ca.certs.next(b.plan, slot)
-		}
-	}
+	slot, which, by := k.earliest(renewal, true, t)
+	k.count(renewal, true, slot)
 	if slot == t {
 		return now, ""
 	}
@@ -299,42 +272,74 @@ func (p *pacer) reserve(k *paceKeys, renewal bool, now time.Time) (at time.Time,
 // room, counts nothing and returns when there is room and the limit it
 // waits for.
 func (p *pacer) send(k *paceKeys, renewal bool, now time.Time) (wait time.Time, limit string) {
-	ca := k.ca
 	t := now.UnixNano()
-	until := t
-	var which *gcra
-	var by *bucket
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if b := k.account; b != nil {
-		if e := ca.orders.earliest(b.sent, t); e > until {
-			until, which, by = e, &ca.orders, b
-		}
-	}
-	if !renewal {
-		for _, b := range k.domains {
-			if e := ca.certs.earliest(b.sent, t); e > until {
-				until, which, by = e, &ca.certs, b
-			}
-		}
-	}
-	for _, b := range k.names {
-		if e := ca.failures.earliest(b.sent, t); e > until {
-			until, which, by = e, &ca.failures, b
-		}
-	}
+	until, which, by := k.earliest(renewal, false, t)
 	if until > t {
 		return now.Add(time.Duration(until - t)), by.describe(which)
 	}
+	k.count(renewal, false, t)
+	return time.Time{}, ""
+}
+
+// earliest returns the earliest time, at t or after, at which every limit
+// of k has room for an order, by the plan (planned) or by the orders sent,
+// and the limit and bucket that set it (nil when t). The failed
+// validations are always those recorded. The caller holds the pacer's
+// lock.
+func (k *paceKeys) earliest(renewal, planned bool, t int64) (at int64, which *gcra, by *bucket) {
+	ca := k.ca
+	at = t
+	look := func(g *gcra, b *bucket, tat int64) {
+		if e := g.earliest(tat, t); e > at {
+			at, which, by = e, g, b
+		}
+	}
 	if b := k.account; b != nil {
-		b.sent = ca.orders.next(b.sent, t)
+		look(&ca.orders, b, b.tat(planned))
 	}
 	if !renewal {
 		for _, b := range k.domains {
-			b.sent = ca.certs.next(b.sent, t)
+			look(&ca.certs, b, b.tat(planned))
 		}
 	}
-	return time.Time{}, ""
+	for _, b := range k.names {
+		look(&ca.failures, b, b.sent)
+	}
+	return at, which, by
+}
+
+// count counts an order of the certificate of k at t, in the plan
+// (planned) or in the record of orders sent. The caller holds the pacer's
+// lock.
+func (k *paceKeys) count(renewal, planned bool, t int64) {
+	ca := k.ca
+	if b := k.account; b != nil {
+		b.add(&ca.orders, planned, t)
+	}
+	if !renewal {
+		for _, b := range k.domains {
+			b.add(&ca.certs, planned, t)
+		}
+	}
+}
+
+// tat is b's time of the plan (planned) or of the record.
+func (b *bucket) tat(planned bool) int64 {
+	if planned {
+		return b.plan
+	}
+	return b.sent
+}
+
+// add counts one order at t against g in b's plan (planned) or record.
+func (b *bucket) add(g *gcra, planned bool, t int64) {
+	if planned {
+		b.plan = g.next(b.plan, t)
+	} else {
+		b.sent = g.next(b.sent, t)
+	}
 }
 
 // failed counts a failed order of the certificate of k, at now, against
