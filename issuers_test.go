@@ -522,3 +522,56 @@ func TestIssuerPacedPerCA(t *testing.T) {
 		t.Errorf("status CA %q: the certificate served is the second CA's", st.CA)
 	}
 }
+
+// TestIssuerFallbackOnEnforcedRateLimit: the first CA enforces its limit
+// of one new order per account an hour (as Let's Encrypt enforces its
+// own). The first certificate comes from it; the renewal that follows at
+// once is refused there with rateLimited and comes from the second CA;
+// an hour later (the CA's clock moved on) the next renewal goes back to
+// the first. Each CA creates exactly the orders it issues for.
+func TestIssuerFallbackOnEnforcedRateLimit(t *testing.T) {
+	var mu sync.Mutex
+	offset := time.Duration(0)
+	caClock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return time.Now().Add(offset)
+	}
+	ca1 := acmetest.New(t, acmetest.WithOrderRateLimit(1, time.Hour), acmetest.WithClock(caClock))
+	ca2 := acmetest.New(t)
+	names := []string{"limited.example.com"}
+	cfg := twoIssuers(t, ca1, ca2, names...)
+	p, err := autocert.New(context.Background(), cfg, autocert.WithLogger(zerolog.Nop()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	step := func(what string, do func() error, wantCA *acmetest.Server, want1, want2 int) {
+		t.Helper()
+		if err := do(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got := p.RenewalStatus()[0].CA; got != wantCA.DirectoryURL() {
+			t.Errorf("%s: issued by %s, want %s", what, got, wantCA.DirectoryURL())
+		}
+		if n1, n2 := ca1.OrderCount(names...), ca2.OrderCount(names...); n1 != want1 || n2 != want2 {
+			t.Errorf("%s: orders created %d at the first CA, %d at the second; want %d and %d", what, n1, n2, want1, want2)
+		}
+	}
+	step("first certificate", func() error { return p.ObtainAll(ctx, false) }, ca1, 1, 0)
+	step("renewal within the hour", func() error { return p.RenewAll(ctx) }, ca2, 1, 1)
+	refused := 0
+	for _, o := range ca1.Orders() {
+		if strings.HasSuffix(o.Problem, ":rateLimited") {
+			refused++
+		}
+	}
+	if refused != 1 {
+		t.Errorf("the first CA refused %d orders with rateLimited, want 1", refused)
+	}
+	mu.Lock()
+	offset = time.Hour
+	mu.Unlock()
+	step("renewal an hour later", func() error { return p.RenewAll(ctx) }, ca1, 2, 1)
+}
