@@ -37,62 +37,58 @@ type account struct {
 	checked bool       // the CA's directory was checked for the certificates' profiles; guarded by mu
 }
 
-// newAccounts returns the account of the main block and of each extra, in
-// that order (nil for a certificate that uses no ACME). The main block's
-// is the one given to NewProvider, or read from s.storage. An extra on
-// the main block's CA and account key shares it; others get their own,
-// one per CA and account key, their keys read (or created) in s.storage.
-func newAccounts(ctx context.Context, cfg *Config, s *settings) ([]*account, error) {
-	out := make([]*account, 1+len(cfg.Extra))
+// newAccounts returns the issuers of the main block and of each extra, in
+// that order, each with its account (nil for a certificate that uses no
+// ACME). The main block's first issuer's account is the one given to
+// NewProvider, or read from s.storage. Issuers on the same CA and account
+// key share one account, across certificates; others get their own, one
+// per CA and account key, their keys read (or created) in s.storage.
+func newAccounts(ctx context.Context, cfg *Config, s *settings) ([][]*issuerSlot, error) {
+	out := make([][]*issuerSlot, 1+len(cfg.Extra))
 	byKey := map[string]*account{}
-	key := func(c *Config) string { return c.CADirURL + "\x00" + c.ACMEKeyPath }
+	key := func(c *Config) string { return caKey(c.CADirURL) + "\x00" + c.ACMEKeyPath }
 	// A user given without a key: a tool that only reads, for which no
 	// account key is read or made.
 	readOnly := s.account != nil && s.account.user != nil && s.account.user.Key == nil
-	switch {
-	case s.account != nil:
-		if isACME(cfg.Provider) {
-			if s.account.user == nil || s.account.legoCfg == nil {
-				return nil, fmt.Errorf("main: %w: provider %q needs the user and lego config from GetLegoConfig", ErrInvalidConfig, cfg.Provider)
-			}
-			out[0] = &account{user: s.account.user, legoCfg: s.account.legoCfg, logger: s.logger}
+	if s.account != nil && isACME(cfg.Provider) {
+		if s.account.user == nil || s.account.legoCfg == nil {
+			return nil, fmt.Errorf("main: %w: provider %q needs the user and lego config from GetLegoConfig", ErrInvalidConfig, cfg.Provider)
 		}
-	case isACME(cfg.Provider):
-		a, err := loadAccount(ctx, cfg, s)
-		if err != nil {
-			return nil, err
-		}
-		out[0] = a
-	}
-	if out[0] != nil {
-		byKey[key(cfg)] = out[0]
+		first := cfg.issuerConfigs()[0]
+		byKey[key(first)] = &account{user: s.account.user, legoCfg: s.account.legoCfg, logger: s.logger}
 	}
 	var errs []error
-	for i := range cfg.Extra {
-		merged := MergeExtraConfig(cfg, &cfg.Extra[i])
-		ecfg := (*Config)(&merged)
-		if !isACME(ecfg.Provider) {
+	for i := range 1 + len(cfg.Extra) {
+		ccfg, name := cfg, "main"
+		if i > 0 {
+			merged := MergeExtraConfig(cfg, &cfg.Extra[i-1])
+			ccfg, name = (*Config)(&merged), fmt.Sprintf("extra[%d]", i-1)
+		}
+		if !isACME(ccfg.Provider) {
 			continue
 		}
-		if a, ok := byKey[key(ecfg)]; ok {
-			out[i+1] = a
-			continue
-		}
-		var a *account
-		if readOnly {
-			u := &User{Email: ecfg.Email}
-			lc := lego.NewConfig(u)
-			lc.CADirURL = ecfg.CADirURL
-			a = &account{user: u, legoCfg: lc, logger: s.logger}
-		} else {
-			var err error
-			if a, err = loadAccount(ctx, ecfg, s); err != nil {
-				errs = append(errs, fmt.Errorf("extra[%d]: %w", i, err))
-				continue
+		for _, icfg := range ccfg.issuerConfigs() {
+			a, ok := byKey[key(icfg)]
+			if !ok {
+				if readOnly {
+					u := &User{Email: icfg.Email}
+					lc := lego.NewConfig(u)
+					lc.CADirURL = icfg.CADirURL
+					a = &account{user: u, legoCfg: lc, logger: s.logger}
+				} else {
+					var err error
+					if a, err = loadAccount(ctx, icfg, s); err != nil {
+						if i == 0 {
+							return nil, err
+						}
+						errs = append(errs, fmt.Errorf("%s: %w", name, err))
+						continue
+					}
+				}
+				byKey[key(icfg)] = a
 			}
+			out[i] = append(out[i], &issuerSlot{cfg: icfg, acct: a})
 		}
-		byKey[key(ecfg)] = a
-		out[i+1] = a
 	}
 	logResolverSharing(acmeConfigs(cfg), s.logger)
 	return out, errors.Join(errs...)
@@ -152,10 +148,13 @@ func (cfg *Config) GetLegoConfigContext(ctx context.Context) (*User, *lego.Confi
 
 // legoConfig is GetLegoConfigContext on a validated block, with the
 // account key kept in st.
+//
+// With issuers, the account is that of the first issuer.
 func (cfg *Config) legoConfig(ctx context.Context, st Storage) (*User, *lego.Config, error) {
 	if !isACME(cfg.Provider) {
 		return nil, nil, nil
 	}
+	cfg = cfg.issuerConfigs()[0]
 	roots, err := caCertPool(cfg.CACerts)
 	if err != nil {
 		return nil, nil, err
@@ -234,8 +233,8 @@ func newACMEHTTPClient(roots *x509.CertPool) *http.Client {
 // profiles against it and finds or registers the account. A client is made
 // for each order and each fetch of renewal information; lego v4's calls
 // take no context, and this is how one reaches them.
-func (c *certificate) client(ctx context.Context) (*lego.Client, error) {
-	a := c.acct
+func (c *certificate) client(ctx context.Context, is *issuerSlot) (*lego.Client, error) {
+	a := is.acct
 	a.mu.Lock()
 	defer a.mu.Unlock()
 
@@ -263,18 +262,24 @@ func (c *certificate) client(ctx context.Context) (*lego.Client, error) {
 		}
 		var unknown x509.UnknownAuthorityError
 		if errors.As(err, &unknown) || strings.Contains(err.Error(), "certificate signed by unknown authority") {
-			return nil, fmt.Errorf("ACME directory %s: %w (for a private CA, set ca_certs to the PEM file of the root that signs its HTTPS certificate)", cfg.CADirURL, err)
+			return nil, &caSideError{fmt.Errorf("ACME directory %s: %w (for a private CA, set ca_certs to the PEM file of the root that signs its HTTPS certificate)", cfg.CADirURL, err)}
 		}
-		return nil, fmt.Errorf("ACME directory %s: %w", cfg.CADirURL, err)
+		return nil, &caSideError{fmt.Errorf("ACME directory %s: %w", cfg.CADirURL, err)}
 	}
-	if err := c.checkDirectory(ctx, &cfg, client); err != nil {
-		return nil, err
+	if err := c.checkDirectory(ctx, &cfg, client, is); err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, &caSideError{err}
 	}
 	if a.user.GetRegistration() == nil {
 		c.report(StepAccount, "", "looking up the ACME account at "+cfg.CADirURL, 0)
-		reg, err := c.findOrRegister(client)
+		reg, err := c.findOrRegister(client, is)
 		if err != nil {
-			return nil, err
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			return nil, &caSideError{err}
 		}
 		a.user.setRegistration(reg)
 	}
@@ -282,7 +287,7 @@ func (c *certificate) client(ctx context.Context) (*lego.Client, error) {
 		// Each record goes where dns_challenge_alias and the CNAME chain,
 		// as the certificate's resolvers see it, say (challenge.go).
 		d, dns := c.newChallengeDNS(ctx, c.dns)
-		if err := client.Challenge.SetDNS01Provider(c.withProgress(dns), c.dnsOptions(ctx, d)...); err != nil {
+		if err := client.Challenge.SetDNS01Provider(c.withProgress(markDNSErrors(dns)), c.dnsOptions(ctx, d)...); err != nil {
 			return nil, err
 		}
 	}
@@ -308,7 +313,7 @@ func (t boundTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // findOrRegister finds the ACME account of the user's key, or registers
 // one (with External Account Binding when configured), agreeing to the
 // CA's terms of service.
-func (c *certificate) findOrRegister(client *lego.Client) (*registration.Resource, error) {
+func (c *certificate) findOrRegister(client *lego.Client, is *issuerSlot) (*registration.Resource, error) {
 	reg, err := client.Registration.ResolveAccountByKey()
 	if err == nil {
 		c.logger.Info().Str("account", reg.URI).Msg("registration reused")
@@ -317,11 +322,11 @@ func (c *certificate) findOrRegister(client *lego.Client) (*registration.Resourc
 	if !accountGone(err) {
 		return nil, fmt.Errorf("looking up ACME account: %w", err)
 	}
-	if c.cfg.EABKid != "" {
+	if is.cfg.EABKid != "" {
 		reg, err = client.Registration.RegisterWithExternalAccountBinding(registration.RegisterEABOptions{
 			TermsOfServiceAgreed: true,
-			Kid:                  c.cfg.EABKid,
-			HmacEncoded:          c.cfg.EABHmac.Value(),
+			Kid:                  is.cfg.EABKid,
+			HmacEncoded:          is.cfg.EABHmac.Value(),
 		})
 	} else {
 		reg, err = client.Registration.Register(registration.RegisterOptions{TermsOfServiceAgreed: true})

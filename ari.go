@@ -48,7 +48,7 @@ func (c *certificate) fetchARI(ctx context.Context, leaf *x509.Certificate, prev
 	if id == "" {
 		return ariRecord{}, errNoARI
 	}
-	client, err := c.client(ctx)
+	client, err := c.client(ctx, c.issuerOf(c.issuedBy(ctx)))
 	if err != nil {
 		return ariRecord{}, err
 	}

@@ -31,9 +31,10 @@ import (
 // next renewal) is the scheduler's (renewState). Its methods read and
 // write storage and the CA, and return what happened as an outcome.
 type certificate struct {
-	name     string  // "main" or "extra[N]"
-	cfg      *Config // validated; for an extra, merged with the main block
-	acct     *account
+	name     string             // "main" or "extra[N]"
+	cfg      *Config            // validated; for an extra, merged with the main block
+	acct     *account           // the first issuer's; nil for local and pseudo
+	issuers  []*issuerSlot      // the CAs to order from, in order; none for local and pseudo
 	dns      challenge.Provider // nil for local and pseudo
 	storage  Storage
 	clock    Clock
@@ -46,6 +47,7 @@ type certificate struct {
 	failureKey string // storage key of the last-failure record (a time alone)
 	detailKey  string // storage key of the failure record's detail
 	ariKey     string // storage key of the persisted renewal information
+	issuerKey  string // storage key of the record of the CA that issued the certificate stored
 	fp         string // cfg.fingerprint(), kept in failure records
 	// writesFiles: the storage is not the file layout, and the
 	// certificate files are written beside it for the tools that read
@@ -62,12 +64,17 @@ type certificate struct {
 	served   atomic.Pointer[tls.Certificate] // Leaf set
 }
 
-func newCertificate(name string, cfg *Config, acct *account, s *settings, sni *sniIndex) (*certificate, error) {
+func newCertificate(name string, cfg *Config, issuers []*issuerSlot, s *settings, sni *sniIndex) (*certificate, error) {
 	_, files := s.storage.(*FileStorage)
+	var acct *account
+	if len(issuers) > 0 {
+		acct = issuers[0].acct
+	}
 	c := &certificate{
 		name:        name,
 		cfg:         cfg,
 		acct:        acct,
+		issuers:     issuers,
 		storage:     s.storage,
 		clock:       s.clock,
 		logger:      s.logger.With().Str("provider", name).Logger(),
@@ -77,6 +84,7 @@ func newCertificate(name string, cfg *Config, acct *account, s *settings, sni *s
 		failureKey:  failureKey(cfg.CertPath, cfg.KeyPath),
 		detailKey:   failureDetailKey(cfg.CertPath, cfg.KeyPath),
 		ariKey:      ariKey(cfg.CertPath, cfg.KeyPath),
+		issuerKey:   issuerKey(cfg.CertPath, cfg.KeyPath),
 		fp:          cfg.fingerprint(),
 		writesFiles: !files && cfg.Provider != ProviderLocal,
 	}

@@ -64,6 +64,10 @@ type Config struct {
 	// Unset means true; false writes and checks the record at the name
 	// itself, leaving any CNAME to the DNS provider and the resolvers.
 	DNSFollowCNAME *bool `json:"dns_follow_cname,omitempty" yaml:"dns_follow_cname,omitempty"`
+	// CA names a well-known ACME directory (see KnownCAs): letsencrypt,
+	// letsencrypt-staging, zerossl, google or google-staging; an
+	// alternative to ca_dir_url, which Validate fills in from it.
+	CA string `json:"ca,omitempty" yaml:"ca,omitempty"`
 	// CADirURL is the ACME directory URL; Let's Encrypt when empty.
 	CADirURL string `json:"ca_dir_url,omitempty" yaml:"ca_dir_url,omitempty"`
 	// CACerts are PEM files of roots trusted for the CA's HTTPS.
@@ -79,9 +83,71 @@ type Config struct {
 	// Profile is the ACME certificate profile to ask for (for example
 	// "shortlived" at Let's Encrypt); the CA's default when empty.
 	Profile string `json:"profile,omitempty" yaml:"profile,omitempty"`
+	// Issuers, when set, are the CAs the certificate is ordered from, in
+	// order: an attempt orders from the first, and from the next when one
+	// fails on the CA's side (see Issuer). It replaces the single-CA keys
+	// ca, ca_dir_url, ca_certs, eab_kid, eab_hmac, profile and
+	// acme_key_path, which then must be unset; without it those keys are
+	// a list of one issuer. An extra that sets it uses its own list, one
+	// that sets ca or ca_dir_url uses that one CA, others inherit the main
+	// block's list.
+	Issuers []Issuer `json:"issuers,omitempty" yaml:"issuers,omitempty"`
 	// Storage says where certificates, keys and records are kept: the
 	// files named above when unset. Main block only.
 	Storage *StorageConfig `json:"storage,omitempty" yaml:"storage,omitempty"`
+}
+
+// Issuer is one CA of Config.Issuers: where to order, with which account.
+//
+// An attempt to obtain a certificate orders from the first issuer. When
+// the order fails there for a reason of that CA, the next issuer is asked
+// in the same attempt; when it fails for a reason that any CA would share,
+// the attempt ends. The next attempt (a retry, the next renewal) starts
+// from the first issuer again. The classes:
+//
+//	failure                                              next issuer?
+//	directory unreachable, connection refused, timeout   yes
+//	directory answers an HTTP error or no JSON           yes
+//	externalAccountRequired without eab_kid (directory)  yes, with the reason recorded
+//	account lookup or registration refused (bad EAB      yes
+//	  key, accountDoesNotExist twice, unauthorized or
+//	  externalAccountRequired on newAccount)
+//	rateLimited (the CA's answer, after its Retry-After) yes
+//	serverInternal, any HTTP 5xx, badNonce (after       yes
+//	  lego's own retries)
+//	userActionRequired (new terms of service)            yes
+//	invalidProfile (the profile is per issuer)           yes
+//	network error in the middle of an order              yes
+//	the pacing of a later issuer has no room now         skipped, reason recorded
+//	validation: unauthorized, dns, caa, connection,      no: the names would fail anywhere
+//	  incorrectResponse, tls on an authorization
+//	rejectedIdentifier, unsupportedIdentifier, badCSR    no
+//	the DNS provider or the propagation check fails      no
+//	anything else (malformed, an unknown error)          no
+//	the caller gave up (context ended)                   no
+//
+// Each issuer has its own ACME account, registered at its CA on first use,
+// its key at acme_key_path; and its own pacing (the rate limits are per
+// CA).
+type Issuer struct {
+	// CA names a well-known ACME directory (see KnownCAs); an
+	// alternative to CADirURL, which Validate fills in from it.
+	CA string `json:"ca,omitempty" yaml:"ca,omitempty"`
+	// CADirURL is the ACME directory URL. One of CA and CADirURL is
+	// required.
+	CADirURL string `json:"ca_dir_url,omitempty" yaml:"ca_dir_url,omitempty"`
+	// CACerts are PEM files of roots trusted for the CA's HTTPS.
+	CACerts []string `json:"ca_certs,omitempty" yaml:"ca_certs,omitempty"`
+	// EABKid is the External Account Binding key ID at this CA.
+	EABKid string `json:"eab_kid,omitempty" yaml:"eab_kid,omitempty"`
+	// EABHmac is the External Account Binding HMAC key, base64url; never
+	// printed.
+	EABHmac Redacted `json:"eab_hmac,omitempty" yaml:"eab_hmac,omitempty"`
+	// Profile is the ACME certificate profile to ask of this CA.
+	Profile string `json:"profile,omitempty" yaml:"profile,omitempty"`
+	// ACMEKeyPath is the account key at this CA; Validate fills in the
+	// same per-CA default as for Config.ACMEKeyPath.
+	ACMEKeyPath string `json:"acme_key_path,omitempty" yaml:"acme_key_path,omitempty"`
 }
 
 // ConfigExtra is one entry of Config.Extra.
@@ -229,7 +295,11 @@ func joinFieldErrors(problems []*FieldError) error {
 //     main block's) does not inherit eab_kid and eab_hmac, which belong to
 //     the main block's CA, nor the main block's default account key: its
 //     acme_key_path defaults to that of its own CA (see Validate). An
-//     acme_key_path the main block sets explicitly is inherited.
+//     acme_key_path the main block sets explicitly is inherited;
+//   - issuers: an extra that sets issuers uses its own list and none of
+//     the main block's single-CA keys (ca, ca_dir_url, ca_certs, eab_kid,
+//     eab_hmac, profile, acme_key_path); one that sets ca or ca_dir_url
+//     does not inherit the main block's issuers; others inherit them.
 //
 // Lists, maps and dns_follow_cname of the result are copies. Call it on a validated main
 // block to get a complete, validated configuration.
@@ -250,6 +320,23 @@ func MergeExtraConfig(mainCfg *Config, extraCfg *ConfigExtra) ConfigExtra {
 	otherProvider := extraCfg.Provider != "" && !strings.EqualFold(strings.TrimSpace(extraCfg.Provider), strings.TrimSpace(mainCfg.Provider))
 	if len(extraCfg.Options) > 0 || extraCfg.Options != nil && otherProvider {
 		merged.Options = maps.Clone(extraCfg.Options)
+	}
+	merged.Issuers = cloneIssuers(merged.Issuers)
+	if extraCfg.CA != "" || extraCfg.CADirURL != "" {
+		merged.CA = extraCfg.CA // the main block's name is for the main block's URL
+	}
+	switch {
+	case extraCfg.Issuers != nil:
+		merged.CA, merged.CADirURL, merged.CACerts = extraCfg.CA, extraCfg.CADirURL, slices.Clone(extraCfg.CACerts)
+		merged.EABKid, merged.EABHmac = extraCfg.EABKid, extraCfg.EABHmac
+		merged.Profile, merged.ACMEKeyPath = extraCfg.Profile, extraCfg.ACMEKeyPath
+		return merged
+	case mainCfg.Issuers != nil && (extraCfg.CA != "" || extraCfg.CADirURL != ""):
+		merged.Issuers = nil
+		if extraCfg.ACMEKeyPath == "" {
+			merged.ACMEKeyPath = defaultACMEKeyPath(strings.TrimSpace(merged.CADirURL))
+		}
+		return merged
 	}
 	otherCA := extraCfg.CADirURL != "" && !sameCA(extraCfg.CADirURL, mainCfg.CADirURL)
 	if otherCA {
@@ -287,16 +374,30 @@ func (cfg *Config) clone() *Config {
 		for j := range ev.NumField() {
 			cloneField(ev.Field(j))
 		}
+		c.Extra[i].Issuers = cloneIssuers(c.Extra[i].Issuers)
 		if s := c.Extra[i].Storage; s != nil {
 			sc := *s
 			c.Extra[i].Storage = &sc
 		}
 	}
+	c.Issuers = cloneIssuers(c.Issuers)
 	if c.Storage != nil {
 		sc := *c.Storage
 		c.Storage = &sc
 	}
 	return &c
+}
+
+// cloneIssuers returns a deep copy of list (nil stays nil).
+func cloneIssuers(list []Issuer) []Issuer {
+	if list == nil {
+		return nil
+	}
+	out := slices.Clone(list)
+	for i := range out {
+		out[i].CACerts = slices.Clone(out[i].CACerts)
+	}
+	return out
 }
 
 // cloneField replaces a slice or map held in v, or a *bool, by a copy.
@@ -328,9 +429,12 @@ func cloneField(v reflect.Value) {
 
 // secrets returns the secrets of the block: the DNS provider's option
 // values, the EAB HMAC key, and the storage DSN with the password it
-// holds. They are scrubbed from every message that could quote them.
+// holds, and the EAB HMAC key of every issuer. They are scrubbed from every message that could quote them.
 func (cfg *Config) secrets() []string {
 	out := append(optionValues(cfg.Options), cfg.EABHmac.Value())
+	for _, is := range cfg.Issuers {
+		out = append(out, is.EABHmac.Value())
+	}
 	if cfg.Storage != nil {
 		out = append(out, redact.DSNSecrets(cfg.Storage.DSN.Value())...)
 	}
@@ -379,6 +483,21 @@ func (cfg *Config) fingerprint() string {
 	}
 	if !cfg.followCNAME() {
 		field("dns_follow_cname", "false")
+	}
+	// The issuers as a set: reordering them changes where the next
+	// attempt starts, not what a failure was about, so it neither retries
+	// at once nor makes the certificate served unfit.
+	var issuers []string
+	for _, is := range cfg.Issuers {
+		var b strings.Builder
+		for _, v := range append([]string{is.CADirURL, is.EABKid, is.EABHmac.Value(), is.Profile, is.ACMEKeyPath}, is.CACerts...) {
+			fmt.Fprintf(&b, "%d:%s", len(v), v)
+		}
+		issuers = append(issuers, b.String())
+	}
+	if len(issuers) > 0 {
+		slices.Sort(issuers)
+		field("issuers", issuers...)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }

@@ -540,6 +540,10 @@ func TestMergeExtraConfig(t *testing.T) {
 	main.Extra = []ConfigExtra{{CertPath: "x", KeyPath: "y"}}
 
 	t.Run("inherits every unset key", func(t *testing.T) {
+		main := main.clone()
+		// Not valid beside the single-CA keys, but merged all the same.
+		main.CA = "example"
+		main.Issuers = []Issuer{{CADirURL: "https://other.example/dir", CACerts: []string{"other.pem"}}}
 		extra := &ConfigExtra{CertPath: "certs/a.crt", KeyPath: "certs/a.key"}
 		got := MergeExtraConfig(main, extra)
 		want := ConfigExtra(*main)

@@ -98,18 +98,24 @@ type profileRequest struct {
 	certs   []string
 }
 
-// profileRequests returns the profiles that the ACME certificates among ps
-// ask for, in the order they are first asked, each with the certificates
-// asking it.
-func profileRequests(cs []*certificate) []profileRequest {
+// profileRequests returns the profiles that the ACME certificates among cs
+// ask for (of the CA of account a, when they have issuers), in the order
+// they are first asked, each with the certificates asking it.
+func profileRequests(cs []*certificate, a *account) []profileRequest {
 	var out []profileRequest
 	for _, q := range cs {
-		if q.cfg.Profile == "" || !isACME(q.cfg.Provider) {
+		profile := q.cfg.Profile
+		for _, is := range q.issuers {
+			if is.acct == a {
+				profile = is.cfg.Profile
+			}
+		}
+		if profile == "" || !isACME(q.cfg.Provider) {
 			continue
 		}
-		i := slices.IndexFunc(out, func(r profileRequest) bool { return r.profile == q.cfg.Profile })
+		i := slices.IndexFunc(out, func(r profileRequest) bool { return r.profile == profile })
 		if i < 0 {
-			out = append(out, profileRequest{profile: q.cfg.Profile})
+			out = append(out, profileRequest{profile: profile})
 			i = len(out) - 1
 		}
 		out[i].certs = append(out[i].certs, q.name)
@@ -159,9 +165,9 @@ func shorten(s string) string {
 // its directory does not list), but the user learns why the certificate
 // may get the CA's default lifetime. The warning is given once for all
 // the certificates of an ACME account, by the first client made for them.
-func (c *certificate) checkDirectory(ctx context.Context, cfg *lego.Config, client *lego.Client) error {
-	a := c.acct
-	if client.GetExternalAccountRequired() && c.cfg.EABKid == "" && a.user.GetRegistration() == nil {
+func (c *certificate) checkDirectory(ctx context.Context, cfg *lego.Config, client *lego.Client, is *issuerSlot) error {
+	a := is.acct
+	if client.GetExternalAccountRequired() && is.cfg.EABKid == "" && a.user.GetRegistration() == nil {
 		c.report(StepAccount, "", "looking up the ACME account at "+cfg.CADirURL, 0)
 		reg, err := client.Registration.ResolveAccountByKey()
 		var prob *acme.ProblemDetails
@@ -184,7 +190,7 @@ func (c *certificate) checkDirectory(ctx context.Context, cfg *lego.Config, clie
 		return nil
 	}
 	a.checked = true
-	requests := profileRequests(a.certs)
+	requests := profileRequests(a.certs, a)
 	if len(requests) == 0 {
 		return nil
 	}

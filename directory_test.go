@@ -121,10 +121,10 @@ func TestProfileRequests(t *testing.T) {
 		{profile: "shortlivd", certs: []string{"main", "extra[4]"}},
 		{profile: "classic", certs: []string{"extra[1]"}},
 	}
-	if got := profileRequests(ps); !reflect.DeepEqual(got, want) {
+	if got := profileRequests(ps, nil); !reflect.DeepEqual(got, want) {
 		t.Errorf("profileRequests = %+v; want %+v", got, want)
 	}
-	if got := profileRequests(ps[1:2]); got != nil {
+	if got := profileRequests(ps[1:2], nil); got != nil {
 		t.Errorf("profileRequests without profiles = %+v; want none", got)
 	}
 }

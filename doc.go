@@ -26,6 +26,11 @@
 // renewals, scheduled renewals and reloads of what another process stored
 // all take that path. docs/architecture.md walks it file by file.
 //
+// A certificate may name several CAs (Config.Issuers): an order that
+// fails at one for a reason of that CA goes to the next in the same
+// attempt; see Issuer for which failures do. The ca key names well-known
+// CAs (KnownCAs).
+//
 // State is kept in a Storage: by default the files the config names
 // (FileStorage), shared safely by processes on one host; storage/postgres
 // shares it between hosts. DNS providers are registered by name

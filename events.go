@@ -40,7 +40,12 @@ type CertObtained struct {
 	Serial    string    `json:"serial"`
 	NotBefore time.Time `json:"not_before"`
 	NotAfter  time.Time `json:"not_after"`
-	Time      time.Time `json:"time"`
+	// CA is the ACME directory URL of the CA that issued it; "" for
+	// "pseudo".
+	CA string `json:"ca,omitempty"`
+	// CAErrors are the issuers that failed before CA issued it, in order.
+	CAErrors []CAError `json:"ca_errors,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // CertRenewed is sent when a served certificate has been replaced by a new
@@ -56,7 +61,12 @@ type CertRenewed struct {
 	NotAfter         time.Time `json:"not_after"`
 	PreviousSerial   string    `json:"previous_serial"`
 	PreviousNotAfter time.Time `json:"previous_not_after"`
-	Time             time.Time `json:"time"`
+	// CA is the ACME directory URL of the CA that issued it; "" for
+	// "pseudo".
+	CA string `json:"ca,omitempty"`
+	// CAErrors are the issuers that failed before CA issued it, in order.
+	CAErrors []CAError `json:"ca_errors,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // CertReloaded is sent when a certificate read from storage replaces the
@@ -96,6 +106,9 @@ type RenewalFailed struct {
 	// NotAfter is the expiry of the certificate still served; zero when
 	// there is none.
 	NotAfter time.Time `json:"not_after,omitzero"`
+	// CAErrors are, for a certificate with several issuers, what failed
+	// at each CA asked, in order, with secrets removed.
+	CAErrors []CAError `json:"ca_errors,omitempty"`
 	Time     time.Time `json:"time"`
 }
 
@@ -137,7 +150,20 @@ func (e *CertObtained) Title() string { return "certificate obtained: " + e.Prov
 // Message describes the event.
 func (e *CertObtained) Message() string {
 	return fmt.Sprintf("Domains: %s\nSerial: %s\nExpires: %s",
-		strings.Join(e.Domains, ", "), e.Serial, e.NotAfter.UTC().Format(time.RFC3339))
+		strings.Join(e.Domains, ", "), e.Serial, e.NotAfter.UTC().Format(time.RFC3339)) + caLines(e.CA, e.CAErrors)
+}
+
+// caLines describes the CA that issued and those that failed, for
+// messages; "" when neither is known.
+func caLines(ca string, failed []CAError) string {
+	var b strings.Builder
+	if ca != "" {
+		b.WriteString("\nCA: " + ca)
+	}
+	for _, f := range failed {
+		fmt.Fprintf(&b, "\nFailed at %s: %s", f.CA, f.Error)
+	}
+	return b.String()
 }
 
 // Kind returns KindRenewed.
@@ -150,7 +176,7 @@ func (e *CertRenewed) Title() string { return "certificate renewed: " + e.Provid
 func (e *CertRenewed) Message() string {
 	return fmt.Sprintf("Domains: %s\nReason: %s\nSerial: %s\nExpires: %s\nPrevious serial: %s (expiring %s)",
 		strings.Join(e.Domains, ", "), e.Reason, e.Serial, e.NotAfter.UTC().Format(time.RFC3339),
-		e.PreviousSerial, e.PreviousNotAfter.UTC().Format(time.RFC3339))
+		e.PreviousSerial, e.PreviousNotAfter.UTC().Format(time.RFC3339)) + caLines(e.CA, e.CAErrors)
 }
 
 // Kind returns KindReloaded.
@@ -185,6 +211,7 @@ func (e *RenewalFailed) Message() string {
 	} else {
 		fmt.Fprintf(&b, "\nThe current certificate is still served; it expires %s.", e.NotAfter.UTC().Format(time.RFC3339))
 	}
+	b.WriteString(caLines("", e.CAErrors))
 	return b.String()
 }
 
@@ -233,13 +260,14 @@ func (c *certificate) obtainedEvents(out outcome, now time.Time) []Event {
 		c.logger.Info().Strs("domains", l.DNSNames).Str("serial", serialHex(l)).
 			Time("not_after", l.NotAfter).Msg("certificate obtained")
 		return []Event{&CertObtained{Provider: c.name, Domains: l.DNSNames, Serial: serialHex(l),
-			NotBefore: l.NotBefore, NotAfter: l.NotAfter, Time: now}}
+			NotBefore: l.NotBefore, NotAfter: l.NotAfter, CA: out.ca, CAErrors: out.caErrors, Time: now}}
 	}
 	c.logger.Info().Strs("domains", l.DNSNames).Str("serial", serialHex(l)).Str("reason", out.reason).
 		Time("not_after", l.NotAfter).Msg("certificate renewed")
 	return []Event{&CertRenewed{Provider: c.name, Domains: l.DNSNames, Reason: out.reason,
 		Serial: serialHex(l), NotBefore: l.NotBefore, NotAfter: l.NotAfter,
-		PreviousSerial: serialHex(out.prev.Leaf), PreviousNotAfter: out.prev.Leaf.NotAfter, Time: now}}
+		PreviousSerial: serialHex(out.prev.Leaf), PreviousNotAfter: out.prev.Leaf.NotAfter,
+		CA: out.ca, CAErrors: out.caErrors, Time: now}}
 }
 
 // reloadedEvents logs that the certificate of out, read from storage,
@@ -266,7 +294,7 @@ func (c *certificate) failedEvents(rec failureRecord, err error, now time.Time) 
 	msg := err.Error()
 	cur := c.current()
 	ev := &RenewalFailed{Provider: c.name, Domains: c.cfg.Domains, Err: err, Error: msg,
-		Failures: rec.Attempts, RetryAt: rec.RetryAt, Time: now}
+		Failures: rec.Attempts, RetryAt: rec.RetryAt, CAErrors: scrubCAErrors(c, rec.CAErrors), Time: now}
 	if cur != nil && now.Before(cur.Leaf.NotAfter) {
 		ev.NotAfter = cur.Leaf.NotAfter
 		c.logger.Warn().Str("error", msg).Int("failures", rec.Attempts).Time("retry_at", rec.RetryAt).
@@ -285,4 +313,16 @@ func (c *certificate) failedEvents(rec failureRecord, err error, now time.Time) 
 		Reason: "The certificate expires before the next renewal attempt, at " +
 			rec.RetryAt.UTC().Format(time.RFC3339) + "; force a renewal once the cause is fixed.",
 		Time: now}}
+}
+
+// scrubCAErrors returns a copy of errs with c's secrets removed.
+func scrubCAErrors(c *certificate, errs []CAError) []CAError {
+	if len(errs) == 0 {
+		return nil
+	}
+	out := make([]CAError, len(errs))
+	for i, e := range errs {
+		out[i] = CAError{CA: e.CA, Error: c.scrub(e.Error)}
+	}
+	return out
 }

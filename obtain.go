@@ -48,8 +48,11 @@ type outcome struct {
 	cert, prev *tls.Certificate // outAdopted, outStored, outLoaded: served now and before (nil when none)
 	rec        failureRecord    // outFailed, outRefused with adopt
 	adopt      bool
-	reason     string // why it was obtained, in words
-	err        error  // outFailed, outRefused, outNotStarted; or why outNone
+	reason     string    // why it was obtained, in words
+	err        error     // outFailed, outRefused, outNotStarted; or why outNone
+	ca         string    // outStored: the directory URL of the CA that issued ("" for pseudo)
+	caErrors   []CAError // outStored, outFailed: the issuers that failed in the attempt
+	last       int       // outFailed: the index of the last issuer asked
 }
 
 // obtainRequest asks for a certificate to be obtained.
@@ -61,6 +64,13 @@ type obtainRequest struct {
 	// exempt it from rate limits (a renewal on the CA's advice).
 	replaces bool
 	known    failureRecord // the failure the scheduler knows of; zero when none
+	// issuedBy is the directory URL of the CA that issued old; "" when
+	// unknown. Only that CA is told what the order replaces.
+	issuedBy string
+	// pace, when set, lets an order go to issuer i > 0 of the
+	// certificate now, counting it under that CA's rate limits, or
+	// returns when it could go and the limit it waits for.
+	pace func(i int) (at time.Time, limit string)
 }
 
 // loadAtStart reads the stored certificate at start-up and serves it when
@@ -154,13 +164,14 @@ func (c *certificate) obtain(ctx context.Context, req obtainRequest) outcome {
 	c.storeFailure(wctx, rec)
 
 	c.logger.Info().Strs("domains", c.cfg.Domains).Str("reason", req.reason).Msg("obtaining certificate")
-	certPEM, keyPEM, err := c.issue(ctx, req)
+	res, err := c.issue(ctx, req)
 	if err == nil {
 		var cert, prev *tls.Certificate
-		if cert, prev, err = c.store(wctx, certPEM, keyPEM); err == nil {
+		if cert, prev, err = c.store(wctx, res.certPEM, res.keyPEM); err == nil {
 			c.report(StepSaved, "", c.cfg.CertPath, 0)
+			c.storeIssuer(wctx, res.ca)
 			c.clearFailure(wctx)
-			return outcome{kind: outStored, cert: cert, prev: prev, reason: req.reason}
+			return outcome{kind: outStored, cert: cert, prev: prev, reason: req.reason, ca: res.ca, caErrors: res.failed}
 		}
 	}
 	err = fmt.Errorf("%w: %w", ErrObtain, err)
@@ -176,30 +187,25 @@ func (c *certificate) obtain(ctx context.Context, req obtainRequest) outcome {
 		return outcome{kind: outNotStarted, err: c.scrubber.Error(err)}
 	}
 	rec = c.failed(rec, err)
+	rec.CAErrors = res.failed
 	c.storeFailure(wctx, rec)
-	return outcome{kind: outFailed, rec: rec, err: c.scrubber.Error(err)}
+	return outcome{kind: outFailed, rec: rec, err: c.scrubber.Error(err), caErrors: res.failed, last: res.last}
 }
 
 // issue makes the new certificate: a self-signed one for "pseudo", else
-// through one ACME order.
-func (c *certificate) issue(ctx context.Context, req obtainRequest) (certPEM, keyPEM []byte, err error) {
+// through an ACME order at the first of the issuers that issues it (see
+// orderIssuers).
+func (c *certificate) issue(ctx context.Context, req obtainRequest) (issued, error) {
 	if c.cfg.Provider == ProviderPseudo {
-		return selfSigned(c.cfg.Domains, c.cfg.CertificateKeyType, c.clock.Now())
+		certPEM, keyPEM, err := selfSigned(c.cfg.Domains, c.cfg.CertificateKeyType, c.clock.Now())
+		return issued{certPEM: certPEM, keyPEM: keyPEM}, err
 	}
-	var replaces *x509.Certificate
-	if req.replaces {
-		replaces = req.old
-	}
-	res, err := c.order(ctx, replaces)
-	if err != nil {
-		return nil, nil, err
-	}
-	return res.Certificate, res.PrivateKey, nil
+	return c.orderIssuers(ctx, req)
 }
 
-// order runs one ACME order through lego, under ctx.
-func (c *certificate) order(ctx context.Context, replaces *x509.Certificate) (*legocert.Resource, error) {
-	client, err := c.client(ctx)
+// order runs one ACME order through lego at the CA of is, under ctx.
+func (c *certificate) order(ctx context.Context, is *issuerSlot, replaces *x509.Certificate) (*legocert.Resource, error) {
+	client, err := c.client(ctx, is)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +213,7 @@ func (c *certificate) order(ctx context.Context, replaces *x509.Certificate) (*l
 	req := legocert.ObtainRequest{
 		Domains: c.cfg.Domains,
 		Bundle:  true,
-		Profile: c.cfg.Profile,
+		Profile: is.cfg.Profile,
 	}
 	if replaces != nil {
 		if id, err := legocert.MakeARICertID(replaces); err == nil {
@@ -224,10 +230,10 @@ func (c *certificate) order(ctx context.Context, replaces *x509.Certificate) (*l
 	// The CA no longer knows the account (its database was reset, the
 	// account was deactivated): find or register it again, once, rather
 	// than fail every renewal until the process restarts.
-	c.logger.Warn().Str("ca", c.cfg.CADirURL).
+	c.logger.Warn().Str("ca", is.url()).
 		Msg("the CA does not know the ACME account any more; looking it up or registering it again")
-	c.acct.forget()
-	if client, err = c.client(ctx); err != nil {
+	is.acct.forget()
+	if client, err = c.client(ctx, is); err != nil {
 		return nil, err
 	}
 	return client.Certificate.Obtain(req)

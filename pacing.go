@@ -171,14 +171,23 @@ func newPacer(limits map[string]RateLimits) *pacer {
 	return &pacer{limits: limits, cas: make(map[string]*caPaces)}
 }
 
-// keys returns the buckets of c, made as needed; nil when c's CA has no
-// limits or c orders from none. It is called while the scheduler is built,
-// before any order.
+// keys returns the buckets of c's orders at its first issuer.
 func (p *pacer) keys(c *certificate) *paceKeys {
-	if c.acct == nil || !c.acme() {
+	if len(c.issuers) > 0 {
+		return p.keysAt(c, c.issuers[0])
+	}
+	return p.keysAt(c, &issuerSlot{cfg: c.cfg, acct: c.acct})
+}
+
+// keysAt returns the buckets of c's orders at its issuer is, made as
+// needed; nil when that CA has no limits or c orders from none. It is
+// called while the scheduler is built, before any order.
+func (p *pacer) keysAt(c *certificate, is *issuerSlot) *paceKeys {
+	if is == nil || is.acct == nil || !c.acme() {
 		return nil
 	}
-	url := caKey(c.cfg.CADirURL)
+	acct := is.acct
+	url := is.url()
 	ca, ok := p.cas[url]
 	if !ok {
 		l, set := p.limits[url]
@@ -205,16 +214,16 @@ func (p *pacer) keys(c *certificate) *paceKeys {
 	}
 	k := &paceKeys{ca: ca}
 	if ca.orders.interval > 0 {
-		if k.account = ca.accounts[c.acct]; k.account == nil {
+		if k.account = ca.accounts[acct]; k.account == nil {
 			k.account = &bucket{}
-			ca.accounts[c.acct] = k.account
+			ca.accounts[acct] = k.account
 		}
 	}
 	seen := make(map[string]bool)
 	for _, d := range c.cfg.Domains {
 		name := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
 		if ca.failures.interval > 0 && !seen[name] {
-			nk := nameKey{c.acct, name}
+			nk := nameKey{acct, name}
 			b := ca.names[nk]
 			if b == nil {
 				b = &bucket{key: name}

@@ -232,7 +232,7 @@ func (c *certificate) dnsOptions(ctx context.Context, d *challengeDNS) []dns01.C
 			if ok {
 				started.done(fqdn)
 			}
-			return ok, err
+			return ok, markDNS(err)
 		}),
 	}
 }

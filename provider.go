@@ -75,20 +75,22 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (_ *Provider, err err
 		return nil, err
 	}
 	var errs []error
-	for i, acct := range accounts {
+	for i, issuers := range accounts {
 		name, ccfg := "main", cfg
 		if i > 0 {
 			name = fmt.Sprintf("extra[%d]", i-1)
 			merged := MergeExtraConfig(cfg, &cfg.Extra[i-1])
 			ccfg = (*Config)(&merged)
 		}
-		c, err := newCertificate(name, ccfg, acct, &s, &p.sni)
+		c, err := newCertificate(name, ccfg, issuers, &s, &p.sni)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if acct != nil {
-			acct.certs = append(acct.certs, c)
+		for _, is := range issuers {
+			if !slices.Contains(is.acct.certs, c) {
+				is.acct.certs = append(is.acct.certs, c)
+			}
 		}
 		p.certs = append(p.certs, c)
 	}

@@ -40,6 +40,9 @@ type failureRecord struct {
 	// with another configuration does not wait for the record's retry
 	// time: the user changed something.
 	Config string
+	// CAErrors are the failures at each issuer the attempt asked, when
+	// the certificate has several; none otherwise.
+	CAErrors []CAError
 }
 
 // noSerial is the Serial of a record written when no certificate was
@@ -94,6 +97,9 @@ func (r failureRecord) marshal() []byte {
 	if r.Message != "" {
 		fmt.Fprintf(&b, "error: %s\n", oneLine(r.Message))
 	}
+	for _, e := range r.CAErrors {
+		fmt.Fprintf(&b, "ca_error: %s %s\n", strings.ReplaceAll(e.CA, " ", "%20"), oneLine(e.Error))
+	}
 	return b.Bytes()
 }
 
@@ -130,6 +136,9 @@ func parseFailureRecord(data []byte) (failureRecord, error) {
 			r.Serial = v
 		case "config":
 			r.Config = v
+		case "ca_error":
+			ca, msg, _ := strings.Cut(v, " ")
+			r.CAErrors = append(r.CAErrors, CAError{CA: strings.ReplaceAll(ca, "%20", " "), Error: msg})
 		}
 	}
 	return r, nil
@@ -315,4 +324,85 @@ func oneLine(s string) string {
 // or it does not parse (logged).
 func (c *certificate) loadARI(ctx context.Context) (ariRecord, bool) {
 	return loadRecord(ctx, c, c.ariKey, "renewal record", parseARIRecord)
+}
+
+// issuerRecord names the CA that issued a stored certificate, for the
+// status and for the renewal information, which only that CA has. It is
+// kept beside the certificate's other records.
+type issuerRecord struct {
+	Serial string // the certificate's serial, in hex
+	CA     string // the ACME directory URL of the CA that issued it
+}
+
+// issuerKey is the storage key of the issuer record of a certificate.
+func issuerKey(certPath, keyPath string) string {
+	return recordKey(".issuer-", certPath, keyPath)
+}
+
+func (r issuerRecord) marshal() []byte {
+	return fmt.Appendf(nil, "serial: %s\nca: %s\n", r.Serial, r.CA)
+}
+
+func parseIssuerRecord(data []byte) (issuerRecord, error) {
+	var r issuerRecord
+	for _, l := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "serial":
+			r.Serial = strings.TrimSpace(v)
+		case "ca":
+			r.CA = strings.TrimSpace(v)
+		}
+	}
+	if r.Serial == "" || r.CA == "" {
+		return issuerRecord{}, errors.New("issuer record without serial or ca")
+	}
+	return r, nil
+}
+
+// loadIssuer reads the issuer record of the certificate stored; ok is
+// false when there is none (a certificate stored by an earlier version,
+// or by another program) or it does not parse.
+func (c *certificate) loadIssuer(ctx context.Context) (issuerRecord, bool) {
+	return loadRecord(ctx, c, c.issuerKey, "issuer record", parseIssuerRecord)
+}
+
+// storeIssuer records that ca issued the certificate served, when c has
+// several issuers; a failure is logged (the CA is then unknown, and the
+// first issuer is asked for the renewal information).
+func (c *certificate) storeIssuer(ctx context.Context, ca string) {
+	cur := c.current()
+	if ca == "" || cur == nil || len(c.issuers) < 2 {
+		return
+	}
+	rec := issuerRecord{Serial: serialHex(cur.Leaf), CA: ca}
+	if err := c.storage.Store(ctx, Entry{Key: c.issuerKey, Value: rec.marshal()}); err != nil {
+		c.logger.Warn().Err(err).Str("file", c.issuerKey).Msg("cannot write the issuer record")
+	}
+}
+
+// issuedBy returns the directory URL of the CA that issued the
+// certificate served, "" when unknown or when c has one issuer.
+func (c *certificate) issuedBy(ctx context.Context) string {
+	cur := c.current()
+	if cur == nil || len(c.issuers) < 2 {
+		return "" // with one issuer, that one
+	}
+	if r, ok := c.loadIssuer(ctx); ok && r.Serial == serialHex(cur.Leaf) {
+		return r.CA
+	}
+	return ""
+}
+
+// issuerOf returns the issuer of c whose CA is at url, or the first.
+func (c *certificate) issuerOf(url string) *issuerSlot {
+	for _, is := range c.issuers {
+		if is.url() == url {
+			return is
+		}
+	}
+	return c.issuers[0]
 }

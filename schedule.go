@@ -69,9 +69,10 @@ type scheduler struct {
 
 // entry is one certificate and what the scheduler knows of it.
 type entry struct {
-	c  *certificate
-	pk *paceKeys  // the rate limits its orders count against; nil when none
-	rs renewState // guarded by the scheduler's mu
+	c   *certificate
+	pk  *paceKeys   // the rate limits its orders count against (at its first issuer); nil when none
+	pks []*paceKeys // those at each of its issuers, pks[0] being pk
+	rs  renewState  // guarded by the scheduler's mu
 }
 
 // renewState is what the scheduler knows of one certificate.
@@ -92,8 +93,9 @@ type renewState struct {
 
 	renewing    bool
 	lastRenewal time.Time
-	obtained    string // serial of the certificate this process last obtained
-	force       bool   // a forced renewal is asked and not started
+	obtained    string       // serial of the certificate this process last obtained
+	issuer      issuerRecord // the CA that issued the certificate stored, when known
+	force       bool         // a forced renewal is asked and not started
 	forceCtx    context.Context
 	forced      *ForcedRenewal
 
@@ -138,7 +140,13 @@ func newScheduler(s *settings, certs []*certificate) *scheduler {
 		done:         make(chan struct{}),
 	}
 	for _, c := range certs {
-		e := &entry{c: c, pk: sc.pacer.keys(c)}
+		e := &entry{c: c}
+		for _, is := range c.issuers {
+			e.pks = append(e.pks, sc.pacer.keysAt(c, is))
+		}
+		if len(e.pks) > 0 {
+			e.pk = e.pks[0]
+		}
 		sc.entries = append(sc.entries, e)
 		sc.byCert[c] = e
 	}
@@ -394,11 +402,23 @@ func (s *scheduler) attempt(wctx, ctx context.Context, e *entry, req obtainReque
 	}
 	s.mu.Lock()
 	req.known = e.rs.fail
+	if req.old != nil && e.rs.issuer.Serial == serialHex(req.old) {
+		req.issuedBy = e.rs.issuer.CA
+	}
 	e.rs.renewing = true
 	s.mu.Unlock()
+	if len(e.pks) > 1 {
+		renewal := req.old != nil && sameNames(req.old.DNSNames, e.c.cfg.Domains)
+		req.pace = func(i int) (time.Time, string) {
+			if e.pks[i] == nil {
+				return time.Time{}, ""
+			}
+			return s.pacer.send(e.pks[i], renewal, s.clock.Now())
+		}
+	}
 	out := e.c.obtain(ctx, req)
-	if out.kind == outFailed {
-		s.pacer.failed(e.pk, s.clock.Now())
+	if out.kind == outFailed && out.last < len(e.pks) {
+		s.pacer.failed(e.pks[out.last], s.clock.Now())
 	}
 	release()
 	s.mu.Lock()
@@ -519,6 +539,7 @@ func (s *scheduler) apply(e *entry, out outcome, who attempt) []Event {
 		e.rs.fail, e.rs.failFresh = failureRecord{}, true
 		e.rs.lastRenewal = now
 		e.rs.obtained = serialHex(out.cert.Leaf)
+		e.rs.issuer = issuerRecord{Serial: e.rs.obtained, CA: out.ca}
 		s.planLocked(e, now)
 		s.mu.Unlock()
 		s.poke()
@@ -572,12 +593,19 @@ func (s *scheduler) load(ctx context.Context, e *entry) {
 		fok = false
 	}
 	var ari ariRecord
-	aok := false
+	var iss issuerRecord
+	aok, iok := false, false
 	if c.acme() {
 		ari, aok = c.loadARI(ctx)
 	}
+	if len(c.issuers) > 1 {
+		iss, iok = c.loadIssuer(ctx)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if iok && e.rs.issuer.Serial == "" {
+		e.rs.issuer = iss
+	}
 	if fok && !e.rs.failFresh {
 		e.rs.fail = fail
 	}

@@ -2,6 +2,7 @@ package autocert
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -38,6 +39,13 @@ type RenewalStatus struct {
 	LastError   string    `json:"last_error,omitempty"`
 	Failures    int       `json:"failures,omitempty"`
 	RetryAt     time.Time `json:"retry_at,omitzero"`
+	// CA is the ACME directory URL of the CA that issued the certificate
+	// served, when known: obtained by this process, or recorded for a
+	// certificate with several issuers.
+	CA string `json:"ca,omitempty"`
+	// CAErrors are, after a failed attempt of a certificate with several
+	// issuers, what failed at each CA asked, in order.
+	CAErrors []CAError `json:"ca_errors,omitempty"`
 	// Forced is the outcome of the last ForceExpiryAll for this
 	// certificate; nil when none was asked.
 	Forced *ForcedRenewal `json:"forced,omitempty"`
@@ -71,6 +79,9 @@ func (p *Provider) RenewalStatus() []RenewalStatus {
 			st.NextRenewal, st.Reason, st.RateLimit = p.at, reasonRateLimit, p.limit
 		}
 		cur := c.current()
+		if cur != nil && rs.issuer.Serial == serialHex(cur.Leaf) {
+			st.CA = rs.issuer.CA
+		}
 		if cur != nil && rs.ari.about(ariID(cur.Leaf)) {
 			st.WindowStart, st.WindowEnd = rs.ari.Start, rs.ari.End
 		}
@@ -80,6 +91,7 @@ func (p *Provider) RenewalStatus() []RenewalStatus {
 				notAfter = cur.Leaf.NotAfter
 			}
 			st.LastFailure, st.LastError, st.Failures, st.RetryAt = f.Time, f.Message, f.Attempts, f.retryAt(notAfter)
+			st.CAErrors = slices.Clone(f.CAErrors)
 		}
 		if rs.forced != nil {
 			f := *rs.forced

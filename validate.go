@@ -57,7 +57,12 @@ import (
 // host[:port]; dns_challenge_alias is a domain name (no wildcard, not
 // starting with _acme-challenge), normalised as domains are, and it and
 // dns_follow_cname are only set where a DNS provider is used; ca_dir_url
-// is an https URL; certificate_key_type is EC256,
+// is an https URL; ca names a known CA (KnownCAs), filling in ca_dir_url,
+// and is not set beside another ca_dir_url; a CA known to require External
+// Account Binding has eab_kid and eab_hmac; issuers is not set beside the
+// single-CA keys, and each issuer names its CA once, by ca or ca_dir_url,
+// its acme_key_path defaulting as the single-CA key does;
+// certificate_key_type is EC256,
 // EC384, RSA2048, RSA3072, RSA4096 or RSA8192. When the DNS provider's
 // factory implements OptionsValidator, its findings are reported under
 // "options". Each extra is checked as merged with the main block, under
@@ -144,6 +149,16 @@ func (cfg *Config) setDefaults() {
 		cfg.KeyPath = DefaultKeyPath
 	}
 	cfg.CADirURL = strings.TrimSpace(cfg.CADirURL)
+	if len(cfg.Issuers) > 0 {
+		// Each issuer has its own; the single-CA keys stay unset.
+		if strings.TrimSpace(cfg.CertificateKeyType) == "" {
+			cfg.CertificateKeyType = DefaultKeyType
+		}
+		return
+	}
+	if k, ok := knownCA(cfg.CA, ""); ok && cfg.CADirURL == "" {
+		cfg.CADirURL = k.DirURL
+	}
 	if cfg.ACMEKeyPath == "" {
 		cfg.ACMEKeyPath = defaultACMEKeyPath(cfg.CADirURL)
 	}
@@ -167,6 +182,9 @@ func (cfg *Config) sets(key string) bool {
 		return len(cfg.Options) > 0 || cfg.Provider != ""
 	case "eab_kid", "eab_hmac":
 		return cfg.EABKid != "" || cfg.EABHmac != ""
+	}
+	if strings.HasPrefix(key, "issuers") {
+		return cfg.Issuers != nil
 	}
 	return false
 }
@@ -215,12 +233,14 @@ func (v *validator) normalize(c *Config, p string) {
 		}
 		c.Resolvers[i] = n
 	}
+	c.CADirURL = strings.TrimSpace(c.CADirURL)
+	c.CA, c.CADirURL = v.resolveCA(c.CA, c.CADirURL, p+"ca", p+"ca_dir_url")
 	if c.CADirURL != "" {
-		c.CADirURL = strings.TrimSpace(c.CADirURL)
 		if err := checkHTTPSURL(c.CADirURL); err != nil {
 			v.add(p+"ca_dir_url", nil, "%v", err)
 		}
 	}
+	v.issuers(c, p)
 	for i, f := range c.CACerts {
 		if _, err := readCACertFile(f); err != nil {
 			v.add(fmt.Sprintf("%sca_certs[%d]", p, i), nil, "%v", err)
@@ -348,6 +368,7 @@ func (v *validator) requirements(m *Config, p string, skip func(key string) bool
 			report("domains", nil, "required by provider pseudo: the names of the self-signed certificate")
 		}
 	default:
+		issuerRequirements(m, report)
 		if m.Email == "" {
 			report("email", nil, "required by provider %s: the contact of the ACME account", m.Provider)
 		}
@@ -448,6 +469,16 @@ func (v *validator) checkFiles(cfg *Config) {
 		checked[path] = true
 		if other, clash := owner[filepath.Clean(m.ACMEKeyPath)]; clash {
 			v.add(path, nil, "%q is also %s: the ACME account key needs a file of its own", m.ACMEKeyPath, other)
+		}
+	}
+	for i, b := range blocks {
+		for j, is := range b.Issuers {
+			if is.ACMEKeyPath == "" {
+				continue
+			}
+			if other, clash := owner[filepath.Clean(is.ACMEKeyPath)]; clash {
+				v.add(fmt.Sprintf("%sissuers[%d].acme_key_path", prefixes[i], j), nil, "%q is also %s: the ACME account key needs a file of its own", is.ACMEKeyPath, other)
+			}
 		}
 	}
 }

@@ -41,6 +41,11 @@ type CertStatus struct {
 	RetryAt     int64  `json:"retry_at,omitempty"`
 	// Renewing is true while an order is in progress.
 	Renewing bool `json:"renewing,omitempty"`
+	// CA is the ACME directory URL of the CA that issued the certificate
+	// served, when known, and CAErrors what failed at each CA of the
+	// certificate's issuers in the last failed attempt.
+	CA       string             `json:"ca,omitempty"`
+	CAErrors []autocert.CAError `json:"ca_errors,omitempty"`
 }
 
 // Served reports whether the certificate is being served.
@@ -72,6 +77,8 @@ func Statuses(p *autocert.Provider) []CertStatus {
 			Failures:      rs.Failures,
 			RetryAt:       unix(rs.RetryAt),
 			Renewing:      rs.Renewing,
+			CA:            rs.CA,
+			CAErrors:      rs.CAErrors,
 		}
 		if ci, ok := byName[rs.Provider]; ok {
 			st.CertInfo = ci

@@ -117,8 +117,8 @@ func secretKey(key string) bool {
 }
 
 // configSecrets returns every secret of the config, to scrub from what
-// the command prints: the DNS provider options and the EAB key of the
-// main block and of each extra, the storage DSN and its password, the API
+// the command prints: the DNS provider options and the EAB keys (of each
+// issuer too) of the main block and of each extra, the storage DSN and its password, the API
 // token, and the webhook URLs and the tokens they hold.
 func configSecrets(cfg *autocert.Config, cc *commandConfig) []string {
 	var out []string
@@ -131,6 +131,9 @@ func configSecrets(cfg *autocert.Config, cc *commandConfig) []string {
 			out = append(out, v.Value())
 		}
 		out = append(out, b.EABHmac.Value())
+		for _, is := range b.Issuers {
+			out = append(out, is.EABHmac.Value())
+		}
 		if b.Storage != nil {
 			out = append(out, redact.DSNSecrets(b.Storage.DSN.Value())...)
 		}
