@@ -28,12 +28,18 @@ func (a *app) check(args []string) int {
 	}
 	cfg, cc, err := loadConfig(a.configPath, false)
 	if err != nil {
-		if *asJSON {
-			a.printJSON(&autocert.CheckReport{Steps: []autocert.CheckStep{{
-				Step: autocert.CheckStepConfig, Verdict: autocert.CheckFail, Detail: a.secrets.Scrub(err.Error()),
-			}}})
+		var lines []string
+		for _, e := range flatten(err) {
+			lines = append(lines, e.Error())
 		}
-		return a.configError(err)
+		st := autocert.CheckStep{Step: autocert.CheckStepConfig, Verdict: autocert.CheckFail,
+			Detail: strings.Join(lines, "\n      "), Fix: "correct each key named"}
+		if *asJSON {
+			a.printJSON(&autocert.CheckReport{Steps: []autocert.CheckStep{st}})
+		} else {
+			fmt.Fprintln(a.stdout, st)
+		}
+		return exitUsage
 	}
 	a.secrets.set(configSecrets(cfg, cc))
 	opts := []autocert.Option{autocert.WithLogger(logger), autocert.WithCheckTimeout(*timeout)}
