@@ -159,6 +159,17 @@ func Check(ctx context.Context, cfg *Config, opts ...Option) (*CheckReport, erro
 type checker struct {
 	s      *settings
 	report *CheckReport
+	// seen holds what was found of each CA and account key already
+	// checked, so that the certificates sharing them ask the CA once.
+	seen map[string]issuerFound
+}
+
+// issuerFound is what the directory and account steps found of one CA and
+// account key.
+type issuerFound struct {
+	dir  CheckStep // the directory step
+	meta directoryMeta
+	acct accountLookup
 }
 
 // add records a step and reports it.
@@ -296,33 +307,20 @@ func issuersOf(cfg *Config) []issuerSettings {
 
 // issuer checks one CA of a certificate: directory, EAB, profile, account.
 func (k *checker) issuer(ctx context.Context, is issuerSettings, add func(CheckStep)) {
-	roots, err := caCertPool(is.caCerts)
-	if err != nil {
-		add(CheckStep{Step: CheckStepDirectory, Verdict: CheckFail, Detail: err.Error(),
-			Fix: "ca_certs must name PEM files of the roots that sign the CA's HTTPS certificate"})
-		return
-	}
-	hc := newACMEHTTPClient(roots)
-	defer hc.CloseIdleConnections()
-	dctx, cancel := context.WithTimeout(ctx, directoryTimeout)
-	defer cancel()
-	meta, err := fetchDirectoryMeta(dctx, hc, is.dirURL)
-	if err != nil {
-		fix := "check ca_dir_url and that this host reaches it (network, firewall, HTTPS proxy variables)"
-		var unknown x509.UnknownAuthorityError
-		if errors.As(err, &unknown) || strings.Contains(err.Error(), "certificate signed by unknown authority") {
-			fix = "for a private CA, set ca_certs to the PEM file of the root that signs its HTTPS certificate"
+	key := strings.Join(append([]string{is.dirURL, is.accountKey}, is.caCerts...), "\x00")
+	found, ok := k.seen[key]
+	if !ok {
+		found = k.reach(ctx, is)
+		if k.seen == nil {
+			k.seen = make(map[string]issuerFound)
 		}
-		add(CheckStep{Step: CheckStepDirectory, Verdict: CheckFail, Detail: err.Error(), Fix: fix})
+		k.seen[key] = found
+	}
+	add(found.dir)
+	if found.dir.Verdict == CheckFail {
 		return
 	}
-	offered := "no profiles offered"
-	if len(meta.Profiles) > 0 {
-		offered = "profiles offered: " + strings.Join(slices.Sorted(maps.Keys(meta.Profiles)), ", ")
-	}
-	add(CheckStep{Step: CheckStepDirectory, Verdict: CheckOK, Detail: is.dirURL + " reachable; " + offered})
-
-	acct := k.account(dctx, hc, is)
+	meta, acct := found.meta, found.acct
 
 	switch {
 	case !meta.ExternalAccountRequired && is.eab:
@@ -355,6 +353,38 @@ func (k *checker) issuer(ctx context.Context, is issuerSettings, add func(CheckS
 		}
 	}
 	add(acct.step)
+}
+
+// reach reads the directory of is's CA and looks up the account of its
+// key there.
+func (k *checker) reach(ctx context.Context, is issuerSettings) issuerFound {
+	roots, err := caCertPool(is.caCerts)
+	if err != nil {
+		return issuerFound{dir: CheckStep{Step: CheckStepDirectory, Verdict: CheckFail, Detail: err.Error(),
+			Fix: "ca_certs must name PEM files of the roots that sign the CA's HTTPS certificate"}}
+	}
+	hc := newACMEHTTPClient(roots)
+	defer hc.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, directoryTimeout)
+	defer cancel()
+	meta, err := fetchDirectoryMeta(ctx, hc, is.dirURL)
+	if err != nil {
+		fix := "check ca_dir_url and that this host reaches it (network, firewall, HTTPS proxy variables)"
+		var unknown x509.UnknownAuthorityError
+		if errors.As(err, &unknown) || strings.Contains(err.Error(), "certificate signed by unknown authority") {
+			fix = "for a private CA, set ca_certs to the PEM file of the root that signs its HTTPS certificate"
+		}
+		return issuerFound{dir: CheckStep{Step: CheckStepDirectory, Verdict: CheckFail, Detail: err.Error(), Fix: fix}}
+	}
+	offered := "no profiles offered"
+	if len(meta.Profiles) > 0 {
+		offered = "profiles offered: " + strings.Join(slices.Sorted(maps.Keys(meta.Profiles)), ", ")
+	}
+	return issuerFound{
+		dir:  CheckStep{Step: CheckStepDirectory, Verdict: CheckOK, Detail: is.dirURL + " reachable; " + offered},
+		meta: meta,
+		acct: k.account(ctx, hc, is),
+	}
 }
 
 // accountLookup is what the account step found.

@@ -53,7 +53,7 @@ func txtAt(t *testing.T, ca *acmetest.Server, fqdn string) []string {
 
 // runCheck runs autocert.Check, the log in a buffer, and fails the test
 // when the report and the steps given to WithCheckProgress differ.
-func runCheck(t *testing.T, ctx context.Context, cfg *autocert.Config, opts ...autocert.Option) (*autocert.CheckReport, error, string) {
+func runCheck(t *testing.T, ctx context.Context, cfg *autocert.Config, opts ...autocert.Option) (*autocert.CheckReport, string, error) {
 	t.Helper()
 	var logs bytes.Buffer
 	var streamed []autocert.CheckStep
@@ -66,7 +66,7 @@ func runCheck(t *testing.T, ctx context.Context, cfg *autocert.Config, opts ...a
 	if !slices.Equal(streamed, report.Steps) {
 		t.Errorf("steps given to WithCheckProgress %v differ from the report's %v", streamed, report.Steps)
 	}
-	return report, err, logs.String()
+	return report, logs.String(), err
 }
 
 // stepsOf returns the steps of certificate cert named step.
@@ -88,7 +88,7 @@ func TestCheckPasses(t *testing.T) {
 	ca := acmetest.New(t)
 	cfg, dir := checkConfig(t, ca, "check-ok.test", "*.check-ok.test")
 	cfg.Profile = "default"
-	report, err, logs := runCheck(t, context.Background(), cfg)
+	report, logs, err := runCheck(t, context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("Check: %v\nreport: %v\nlog:\n%s", err, report.Steps, logs)
 	}
@@ -139,7 +139,7 @@ func TestCheckPasses(t *testing.T) {
 		t.Fatal(err)
 	}
 	orders, accounts := len(ca.Orders()), ca.Accounts()
-	report, err, logs = runCheck(t, context.Background(), cfg)
+	report, logs, err = runCheck(t, context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("Check after obtain: %v\nlog:\n%s", err, logs)
 	}
@@ -174,7 +174,7 @@ func TestCheckAliasAndLocal(t *testing.T) {
 		autocert.ConfigExtra{Provider: autocert.ProviderLocal, Domains: []string{"local.test"}, CertPath: pseudo.CertPath, KeyPath: pseudo.KeyPath},
 		autocert.ConfigExtra{Provider: autocert.ProviderPseudo, Domains: []string{"dev.test"}, CertPath: filepath.Join(dir, "dev.crt"), KeyPath: filepath.Join(dir, "dev.key")})
 
-	report, err, logs := runCheck(t, context.Background(), cfg)
+	report, logs, err := runCheck(t, context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("Check: %v\nsteps: %v\nlog:\n%s", err, report.Steps, logs)
 	}
@@ -283,7 +283,7 @@ func TestCheckFailures(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, tt.cancel)
 				defer cancel()
 			}
-			report, err, logs := runCheck(t, ctx, cfg, autocert.WithCheckTimeout(time.Second))
+			report, logs, err := runCheck(t, ctx, cfg, autocert.WithCheckTimeout(time.Second))
 			if !errors.Is(err, autocert.ErrCheckFailed) {
 				t.Fatalf("Check = %v, want ErrCheckFailed\nsteps: %v\nlog:\n%s", err, report.Steps, logs)
 			}
@@ -316,5 +316,35 @@ func TestCheckFailures(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCheckEABAccountExists: at a CA that requires External Account
+// Binding, a config without EAB passes the check once the account of its
+// key exists (it needs no binding), and the account is found.
+func TestCheckEABAccountExists(t *testing.T) {
+	ca := acmetest.New(t, acmetest.WithEAB("kid-1", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"))
+	cfg, _ := checkConfig(t, ca, "check-eab.test")
+	p, err := autocert.New(context.Background(), cfg, autocert.WithLogger(zerolog.Nop()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ObtainAll(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	cfg.EABKid, cfg.EABHmac = "", ""
+	accounts := ca.Accounts()
+	report, logs, err := runCheck(t, context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Check: %v\nsteps: %v\nlog:\n%s", err, report.Steps, logs)
+	}
+	if e := stepsOf(report, "main", autocert.CheckStepEAB); len(e) != 1 || !strings.Contains(e[0].Detail, "the account exists") {
+		t.Errorf("eab steps %v", e)
+	}
+	if a := stepsOf(report, "extra[0]", autocert.CheckStepAccount); len(a) != 1 || !strings.HasPrefix(a[0].Detail, "found: ") {
+		t.Errorf("extra[0] account steps %v", a)
+	}
+	if ca.Accounts() != accounts {
+		t.Errorf("accounts %d -> %d", accounts, ca.Accounts())
 	}
 }

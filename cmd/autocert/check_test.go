@@ -34,8 +34,13 @@ func closedPort(t *testing.T) string {
 // extra; an invalid config exits 2.
 func TestCheck(t *testing.T) {
 	f := newFixture(t)
+	r := f.run(t, "check", "-h")
+	wantExit(t, r, exitOK, "check -h")
+	if !strings.Contains(r.stderr, "Usage: autocert check [--json] [--timeout 2m]") {
+		t.Errorf("check -h:\n%s", r.stderr)
+	}
 	f.writeConfig(t, "")
-	r := f.run(t, "check")
+	r = f.run(t, "check")
 	wantExit(t, r, exitOK, "check")
 	t.Logf("autocert check:\n%s", r.stdout)
 	for _, want := range []string{
