@@ -68,13 +68,16 @@ type CheckStep struct {
 	Fix string `json:"fix,omitempty"`
 }
 
-// String returns the step as one line, and its fix on a second.
+// String returns the step as one line (more, indented, for a detail of
+// several lines, such as every problem of an invalid config), and its fix
+// on the next.
 func (s CheckStep) String() string {
 	cert := s.Certificate
 	if cert == "" {
 		cert = "-"
 	}
-	line := fmt.Sprintf("%-4s  %-9s %-12s %s", s.Verdict, cert, s.Step, s.Detail)
+	detail := strings.ReplaceAll(strings.TrimRight(s.Detail, "\n"), "\n", "\n      ")
+	line := fmt.Sprintf("%-4s  %-9s %-12s %s", s.Verdict, cert, s.Step, detail)
 	if s.Fix != "" {
 		line += "\n      fix: " + s.Fix
 	}

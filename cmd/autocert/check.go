@@ -33,7 +33,7 @@ func (a *app) check(args []string) int {
 			lines = append(lines, e.Error())
 		}
 		st := autocert.CheckStep{Step: autocert.CheckStepConfig, Verdict: autocert.CheckFail,
-			Detail: strings.Join(lines, "\n      "), Fix: "correct each key named"}
+			Detail: a.secrets.Scrub(strings.Join(lines, "\n")), Fix: "correct each key named"}
 		if *asJSON {
 			a.printJSON(&autocert.CheckReport{Steps: []autocert.CheckStep{st}})
 		} else {
