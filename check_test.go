@@ -213,6 +213,32 @@ func closedUDPPort(t *testing.T) string {
 	return addr
 }
 
+// emptyDNS starts a DNS server on loopback that answers every question
+// with an empty NOERROR answer, as a resolver with another view of the
+// zone would, and returns its address.
+func emptyDNS(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		_ = w.WriteMsg(m)
+	})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	done := make(chan error, 1)
+	go func() { done <- srv.ActivateAndServe() }()
+	<-started
+	t.Cleanup(func() {
+		_ = srv.Shutdown()
+		<-done
+	})
+	return pc.LocalAddr().String()
+}
+
 // TestCheckFailures: each problem fails its step with the fix to try;
 // the check stops after that certificate, sends no order, creates no
 // account, and leaves no TXT record, even when its wait is interrupted.
@@ -264,6 +290,11 @@ func TestCheckFailures(t *testing.T) {
 			name: "resolvers never see the record", ca: plain,
 			edit: func(c *autocert.Config) { c.Resolvers = []string{closedUDPPort(t)} },
 			step: autocert.CheckStepDNSRecord, detail: "not seen by resolvers", fix: "set resolvers to DNS servers", recorded: true,
+		},
+		{
+			name: "resolvers of another view", ca: plain,
+			edit: func(c *autocert.Config) { c.Resolvers = []string{emptyDNS(t)} },
+			step: autocert.CheckStepDNSRecord, detail: "not seen by resolvers", fix: "in a split-horizon network", recorded: true,
 		},
 		{
 			name: "interrupted", ca: plain, cancel: 300 * time.Millisecond,
@@ -346,5 +377,23 @@ func TestCheckEABAccountExists(t *testing.T) {
 	}
 	if ca.Accounts() != accounts {
 		t.Errorf("accounts %d -> %d", accounts, ca.Accounts())
+	}
+}
+
+// TestCheckProfileAtCAWithoutProfiles: a profile set for a CA that offers
+// none is a warning, which does not fail the check.
+func TestCheckProfileAtCAWithoutProfiles(t *testing.T) {
+	ca := acmetest.New(t, acmetest.WithoutProfiles())
+	cfg, _ := checkConfig(t, ca, "check-noprofiles.test")
+	cfg.Profile = "shortlived"
+	report, logs, err := runCheck(t, context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Check: %v\nsteps: %v\nlog:\n%s", err, report.Steps, logs)
+	}
+	for _, cert := range []string{"main", "extra[0]"} {
+		p := stepsOf(report, cert, autocert.CheckStepProfile)
+		if len(p) != 1 || p[0].Verdict != autocert.CheckWarn || !strings.Contains(p[0].Detail, "the CA offers no profiles") || p[0].Fix == "" {
+			t.Errorf("%s: profile steps %v, want a warning with a fix", cert, p)
+		}
 	}
 }
