@@ -32,6 +32,9 @@ type directoryMeta struct {
 	// description (ACME profiles extension); none when the CA does not
 	// implement the extension.
 	Profiles map[string]string `json:"profiles"`
+	// ExternalAccountRequired says that a new account needs External
+	// Account Binding.
+	ExternalAccountRequired bool `json:"externalAccountRequired"`
 }
 
 // fetchDirectoryMeta reads the meta object of the ACME directory at url

@@ -2,6 +2,9 @@
 // (Let's Encrypt and any RFC 8555 CA) with the DNS-01 challenge, and picks
 // the certificate of each TLS handshake by SNI.
 //
+// Before the first obtain, Check tries a Config without ordering: the CA's
+// directory, account, profile, and a test TXT record per certificate.
+//
 // A server loads a Config (LoadConfig), builds a Provider (New, or the
 // seed's GetLegoConfig then NewProvider), sets
 // tls.Config.GetCertificate to Provider.GetCert, calls ObtainAll (or

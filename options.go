@@ -26,6 +26,10 @@ type settings struct {
 	account *givenAccount
 	// rateLimits are the limits set with WithRateLimits, by caKey.
 	rateLimits map[string]RateLimits
+	// checkTimeout and checkStep are Check's (WithCheckTimeout,
+	// WithCheckProgress).
+	checkTimeout time.Duration
+	checkStep    func(CheckStep)
 }
 
 // givenAccount is the ACME account of the main block as the caller made

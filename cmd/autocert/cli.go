@@ -33,6 +33,9 @@ Commands:
                       --force: also while waiting after a recorded failure
   renew [--force]     renew the certificates that are due; --force: all of them, now
   status [--json]     show the certificates and their renewal state, from the files alone
+  check [--json]      the pre-flight check: reach each CA, look up the account, write,
+                      see and remove a test TXT record per certificate; orders nothing
+                      (--timeout: the wait for each record, default 2m)
   providers [NAME]    list the DNS provider names; with a name, its option keys
   demo [--serve]      obtain and serve certificates from a CA and DNS server started in
                       this process: no domain, account or internet needed
@@ -86,6 +89,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return a.renew(rest)
 	case "status":
 		return a.status(rest)
+	case "check":
+		return a.check(rest)
 	case "providers":
 		return a.providers(rest)
 	case "demo":

@@ -15,6 +15,10 @@
 //	renew      renew the certificates that are due; --force: all of them, now
 //	status     show the certificates and their renewal state, from the files alone
 //	           (--json for the JSON of the API)
+//	check      the pre-flight check: reach each CA directory, look up the account
+//	           without creating one, check the profile, and for each certificate
+//	           write a test TXT record, wait until the resolvers see it, remove it;
+//	           no order is sent (--json, --timeout)
 //	providers  list the DNS provider names; with a name, its option keys
 //	demo       obtain and serve certificates from a CA and DNS server started in
 //	           this process: no domain, account or internet needed (--serve: keep

@@ -83,6 +83,29 @@ var (
 	}
 )
 
+// CAOptions are the options of the demo's CA: its two profiles.
+func CAOptions() []acmetest.Option {
+	return []acmetest.Option{
+		acmetest.WithProfile(demoProfile, "90 days", 90*24*time.Hour),
+		acmetest.WithProfile(liveProfile, "12 seconds, to watch a renewal", liveValidity),
+	}
+}
+
+// Config returns the demo's configuration on ca (started with CAOptions),
+// its files in dir: the main certificate, extra[0] and the short-lived
+// extra[1].
+func Config(ca *acmetest.Server, dir string) *autocert.Config {
+	cfg := ca.Config(demoMain...)
+	cfg.Profile = demoProfile
+	cfg.CertPath, cfg.KeyPath = filepath.Join(dir, "example.test.crt"), filepath.Join(dir, "example.test.key")
+	cfg.ACMEKeyPath = filepath.Join(dir, "acme.key")
+	cfg.Extra = []autocert.ConfigExtra{
+		{Domains: demoAPI, CertPath: filepath.Join(dir, "api.example.test.crt"), KeyPath: filepath.Join(dir, "api.example.test.key")},
+		{Domains: demoLive, CertPath: filepath.Join(dir, "live.example.test.crt"), KeyPath: filepath.Join(dir, "live.example.test.key"), Profile: liveProfile},
+	}
+	return cfg
+}
+
 // Run obtains certificates from a CA started in the process, serves them
 // over HTTPS by SNI, and shows a short-lived one renewed live; with
 // o.Serve it then serves until ctx ends, which is no error. Otherwise the
@@ -99,9 +122,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ca, err := acmetest.Start(
-		acmetest.WithProfile(demoProfile, "90 days", 90*24*time.Hour),
-		acmetest.WithProfile(liveProfile, "12 seconds, to watch a renewal", liveValidity))
+	ca, err := acmetest.Start(CAOptions()...)
 	if err != nil {
 		return fmt.Errorf("starting the demo CA: %w", err)
 	}
@@ -109,14 +130,7 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(out, "autocert demo: a real ACME CA (Pebble) and DNS server run inside this process, on loopback.\n")
 	fmt.Fprintf(out, "  CA directory  %s\n  DNS server    %s\n  files         %s\n\n", ca.DirectoryURL(), ca.DNSAddr(), dir)
 
-	cfg := ca.Config(demoMain...)
-	cfg.Profile = demoProfile
-	cfg.CertPath, cfg.KeyPath = filepath.Join(dir, "example.test.crt"), filepath.Join(dir, "example.test.key")
-	cfg.ACMEKeyPath = filepath.Join(dir, "acme.key")
-	cfg.Extra = []autocert.ConfigExtra{
-		{Domains: demoAPI, CertPath: filepath.Join(dir, "api.example.test.crt"), KeyPath: filepath.Join(dir, "api.example.test.key")},
-		{Domains: demoLive, CertPath: filepath.Join(dir, "live.example.test.crt"), KeyPath: filepath.Join(dir, "live.example.test.key"), Profile: liveProfile},
-	}
+	cfg := Config(ca, dir)
 	user, legoCfg, err := cfg.GetLegoConfig()
 	if err != nil {
 		return err
