@@ -251,9 +251,7 @@ func (k *checker) certificate(ctx context.Context, name string, cfg *Config) boo
 		k.localFiles(ctx, c, add)
 		return !failed
 	}
-	for _, is := range issuersOf(cfg) {
-		k.issuer(ctx, is, add)
-	}
+	k.issuers(ctx, issuersOf(cfg), add)
 	c, err := newCertificate(name, cfg, nil, k.s, nil)
 	if err != nil {
 		add(CheckStep{Step: CheckStepDNSProvider, Verdict: CheckFail, Detail: strings.TrimPrefix(err.Error(), name+": "),
@@ -296,16 +294,49 @@ type issuerSettings struct {
 }
 
 // issuersOf returns the CAs of a certificate, in the order they are
-// tried: the single CA of cfg, a validated, merged block.
+// tried (its issuers, or the single CA of its keys); cfg is a validated,
+// merged block.
 func issuersOf(cfg *Config) []issuerSettings {
-	return []issuerSettings{{
-		dirURL:     cfg.CADirURL,
-		caCerts:    cfg.CACerts,
-		eab:        cfg.EABKid != "",
-		profile:    cfg.Profile,
-		accountKey: cfg.ACMEKeyPath,
-		email:      cfg.Email,
-	}}
+	var out []issuerSettings
+	for _, ic := range cfg.issuerConfigs() {
+		out = append(out, issuerSettings{
+			dirURL:     ic.CADirURL,
+			caCerts:    ic.CACerts,
+			eab:        ic.EABKid != "",
+			profile:    ic.Profile,
+			accountKey: ic.ACMEKeyPath,
+			email:      ic.Email,
+		})
+	}
+	return out
+}
+
+// issuers checks the CAs of a certificate. With several, a CA that fails
+// is only a warning while another passes (an order falls back to the next
+// issuer), and each step names its issuer.
+func (k *checker) issuers(ctx context.Context, list []issuerSettings, add func(CheckStep)) {
+	if len(list) == 1 {
+		k.issuer(ctx, list[0], add)
+		return
+	}
+	steps := make([][]CheckStep, len(list))
+	passing := 0
+	for i, is := range list {
+		k.issuer(ctx, is, func(st CheckStep) { steps[i] = append(steps[i], st) })
+		if !slices.ContainsFunc(steps[i], func(st CheckStep) bool { return st.Verdict == CheckFail }) {
+			passing++
+		}
+	}
+	for i, group := range steps {
+		for _, st := range group {
+			st.Detail = fmt.Sprintf("issuers[%d] (%s): %s", i, list[i].dirURL, st.Detail)
+			if st.Verdict == CheckFail && passing > 0 {
+				st.Verdict = CheckWarn
+				st.Detail += "; orders fall back to the next issuer that passes"
+			}
+			add(st)
+		}
+	}
 }
 
 // issuer checks one CA of a certificate: directory, EAB, profile, account.

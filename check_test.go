@@ -397,3 +397,66 @@ func TestCheckProfileAtCAWithoutProfiles(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckIssuers: with an issuers list, each CA is checked and its steps
+// name it; a CA that fails is a warning while another passes (an order
+// falls back to it), and a failure when none does.
+func TestCheckIssuers(t *testing.T) {
+	second, other := acmetest.New(t), acmetest.New(t)
+	tests := []struct {
+		name    string
+		firstOK bool // the first issuer is reachable
+		want    autocert.CheckVerdict
+	}{
+		{name: "first unreachable, second passes", want: autocert.CheckWarn},
+		{name: "both unreachable", want: autocert.CheckFail},
+		{name: "both pass", firstOK: true, want: autocert.CheckOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, dir := checkConfig(t, second, "check-issuers.test")
+			cfg.Extra = nil
+			down := func(name string) autocert.Issuer {
+				return autocert.Issuer{CADirURL: "https://" + closedUDPPort(t) + "/dir", CACerts: cfg.CACerts,
+					ACMEKeyPath: filepath.Join(dir, name+".key")}
+			}
+			first := down("first")
+			if tt.firstOK {
+				oc := other.Config("check-issuers.test")
+				first = autocert.Issuer{CADirURL: oc.CADirURL, CACerts: oc.CACerts, ACMEKeyPath: filepath.Join(dir, "first.key")}
+			}
+			last := autocert.Issuer{CADirURL: cfg.CADirURL, CACerts: cfg.CACerts, ACMEKeyPath: cfg.ACMEKeyPath}
+			if tt.want == autocert.CheckFail {
+				last = down("last")
+			}
+			cfg.Issuers = []autocert.Issuer{first, last}
+			cfg.CADirURL, cfg.CACerts, cfg.ACMEKeyPath = "", nil, ""
+			report, logs, err := runCheck(t, context.Background(), cfg)
+			if tt.want == autocert.CheckFail {
+				if !errors.Is(err, autocert.ErrCheckFailed) {
+					t.Fatalf("Check = %v, want ErrCheckFailed\nreport: %v", err, report.Steps)
+				}
+			} else if err != nil {
+				t.Fatalf("Check: %v\nreport: %v\nlog:\n%s", err, report.Steps, logs)
+			}
+			dirs := stepsOf(report, "main", autocert.CheckStepDirectory)
+			if len(dirs) != 2 || !strings.HasPrefix(dirs[0].Detail, "issuers[0] (") || !strings.HasPrefix(dirs[1].Detail, "issuers[1] (") {
+				t.Fatalf("directory steps %v: want one per issuer, each naming it", dirs)
+			}
+			if dirs[0].Verdict != tt.want {
+				t.Errorf("first issuer's directory step %v, want verdict %v", dirs[0], tt.want)
+			}
+			if tt.want == autocert.CheckWarn && !strings.Contains(dirs[0].Detail, "fall back to the next issuer") {
+				t.Errorf("warning %q does not say orders fall back", dirs[0].Detail)
+			}
+			if tt.want != autocert.CheckFail {
+				if recs := stepsOf(report, "main", autocert.CheckStepDNSRecord); len(recs) != 1 || recs[0].Verdict != autocert.CheckOK {
+					t.Errorf("record steps %v, want one passing", recs)
+				}
+			}
+			if n := len(second.Orders()) + len(other.Orders()); n != 0 {
+				t.Errorf("the check sent %d orders", n)
+			}
+		})
+	}
+}
