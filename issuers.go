@@ -218,8 +218,8 @@ func (c *certificate) orderIssuers(ctx context.Context, req obtainRequest) (issu
 	var errs []error
 	for i, is := range c.issuers {
 		out.last = i
-		if i > 0 && req.pace != nil {
-			if at, limit := req.pace(i); !at.IsZero() {
+		if i > 0 {
+			if at, limit := req.paces.send(i, c.clock.Now()); !at.IsZero() {
 				msg := fmt.Sprintf("skipped: no room under its rate limits (%s) before %s", limit, at.UTC().Format(time.RFC3339))
 				out.failed = append(out.failed, CAError{CA: is.url(), Error: msg})
 				errs = append(errs, fmt.Errorf("%s: %s", is.url(), msg))

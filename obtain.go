@@ -67,10 +67,27 @@ type obtainRequest struct {
 	// issuedBy is the directory URL of the CA that issued old; "" when
 	// unknown. Only that CA is told what the order replaces.
 	issuedBy string
-	// pace, when set, lets an order go to issuer i > 0 of the
-	// certificate now, counting it under that CA's rate limits, or
-	// returns when it could go and the limit it waits for.
-	pace func(i int) (at time.Time, limit string)
+	// paces, when set, are the rate limits of the orders at each issuer
+	// of the certificate: an order to issuer i > 0 goes only when they
+	// leave it room (the first issuer's turn is the scheduler's).
+	paces *issuerPaces
+}
+
+// issuerPaces are the rate limits of a certificate's orders at each of
+// its issuers (keys[i], nil when that CA has none), counted in pacer.
+type issuerPaces struct {
+	pacer   *pacer
+	keys    []*paceKeys
+	renewal bool // the order is for exactly the names of the certificate served
+}
+
+// send lets the order go to issuer i at now, counting it, and returns the
+// zero time; or returns when it could go and the limit it waits for.
+func (ip *issuerPaces) send(i int, now time.Time) (at time.Time, limit string) {
+	if ip == nil || i >= len(ip.keys) || ip.keys[i] == nil {
+		return time.Time{}, ""
+	}
+	return ip.pacer.send(ip.keys[i], ip.renewal, now)
 }
 
 // loadAtStart reads the stored certificate at start-up and serves it when

@@ -409,12 +409,7 @@ func (s *scheduler) attempt(wctx, ctx context.Context, e *entry, req obtainReque
 	s.mu.Unlock()
 	if len(e.pks) > 1 {
 		renewal := req.old != nil && sameNames(req.old.DNSNames, e.c.cfg.Domains)
-		req.pace = func(i int) (time.Time, string) {
-			if e.pks[i] == nil {
-				return time.Time{}, ""
-			}
-			return s.pacer.send(e.pks[i], renewal, s.clock.Now())
-		}
+		req.paces = &issuerPaces{pacer: s.pacer, keys: e.pks, renewal: renewal}
 	}
 	out := e.c.obtain(ctx, req)
 	if out.kind == outFailed && out.last < len(e.pks) {
