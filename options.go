@@ -4,6 +4,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/autocert-dev/autocert/internal/redact"
 	"github.com/go-acme/lego/v4/lego"
 	"github.com/rs/zerolog"
 )
@@ -26,6 +27,9 @@ type settings struct {
 	account *givenAccount
 	// rateLimits are the limits set with WithRateLimits, by caKey.
 	rateLimits map[string]RateLimits
+	// scrubbers shares a Scrubber among the certificates with the same
+	// secrets; set by New.
+	scrubbers *redact.Pool
 }
 
 // givenAccount is the ACME account of the main block as the caller made

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/autocert-dev/autocert/internal/redact"
 	"github.com/go-acme/lego/v4/lego"
 )
 
@@ -48,6 +49,7 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (_ *Provider, err err
 	for _, o := range opts {
 		o(&s)
 	}
+	s.scrubbers = new(redact.Pool)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

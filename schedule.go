@@ -126,7 +126,7 @@ func newScheduler(s *settings, certs []*certificate) *scheduler {
 	sc := &scheduler{
 		clock:        s.clock,
 		logger:       s.logger,
-		notifier:     notifier{notifiers: s.notifiers, logger: s.logger, scrubber: redact.New(secrets...)},
+		notifier:     notifier{notifiers: s.notifiers, logger: s.logger, scrubber: redact.NewLazy(secrets...)},
 		storage:      s.storage,
 		reread:       s.reread,
 		fileCheck:    s.fileCheck,
