@@ -253,14 +253,22 @@ func (s *scheduler) firstPass(ctx context.Context) {
 			s.loadListed(ctx, todo[i], l)
 		}
 	})
+	// Every entry planned anew, then the queue ordered once: O(n), where
+	// fixing the queue entry by entry would cost O(n log n).
 	now := s.clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range todo {
-		if !e.rs.busy {
-			s.planLocked(e, now)
+		if e.rs.busy {
+			continue
+		}
+		e.rs.next = e.nextLocked(now)
+		if !e.rs.queued {
+			e.rs.index, e.rs.queued = len(s.queue), true
+			s.queue = append(s.queue, e)
 		}
 	}
+	heap.Init(&s.queue)
 }
 
 // dispatch starts work on the certificates that are due, and returns how
@@ -666,6 +674,19 @@ func (s *scheduler) loadListed(ctx context.Context, e *entry, l recordListing) {
 // planLocked works out when e needs looking at next and (re)queues it,
 // unless a worker has it.
 func (s *scheduler) planLocked(e *entry, now time.Time) {
+	e.rs.next = e.nextLocked(now)
+	if e.rs.busy {
+		return
+	}
+	if e.rs.queued {
+		heap.Fix(&s.queue, e.rs.index)
+	} else {
+		heap.Push(&s.queue, e)
+	}
+}
+
+// nextLocked works out when e needs looking at next.
+func (e *entry) nextLocked(now time.Time) time.Time {
 	var next time.Time
 	switch {
 	case !e.rs.loaded:
@@ -681,15 +702,7 @@ func (s *scheduler) planLocked(e *entry, now time.Time) {
 			next = f
 		}
 	}
-	e.rs.next = next
-	if e.rs.busy {
-		return
-	}
-	if e.rs.queued {
-		heap.Fix(&s.queue, e.rs.index)
-	} else {
-		heap.Push(&s.queue, e)
-	}
+	return next
 }
 
 // dueLocked applies the renewal rules to the certificate e serves, and
@@ -700,7 +713,7 @@ func (e *entry) dueLocked(now time.Time) due {
 	mismatch := ""
 	if cur := e.c.current(); cur != nil {
 		leaf = cur.Leaf
-		if e.rs.obtained == serialHex(leaf) {
+		if e.rs.obtained != "" && e.rs.obtained == serialHex(leaf) {
 			obtained = e.rs.lastRenewal
 		} else {
 			// A certificate this process has just obtained for the
