@@ -13,8 +13,11 @@ import (
 	"io/fs"
 	"math/big"
 	mrand "math/rand/v2"
+	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -142,6 +145,31 @@ func BenchmarkScheduler100k(b *testing.B) {
 	b.Run("files", func(b *testing.B) {
 		benchScheduler(b, n, func() *Provider { return filesProvider(b, n) }, 2*fileCheckInterval)
 	})
+}
+
+// BenchmarkSchedulerFirstPass is BenchmarkScheduler100k's "files" at
+// n = 100, 1,000, 10,000 and 100,000 (AUTOCERT_SCALE_SIZES, such as
+// "100,1000", replaces the sizes): the first pass of one scheduler over n
+// certificates stored as files in one directory, to see how it grows
+// with n (first-pass-ms, first-pass-cpu-ms), with its memory per
+// certificate; the idle CPU is measured over one second.
+func BenchmarkSchedulerFirstPass(b *testing.B) {
+	sizes := []int{100, 1_000, 10_000, 100_000}
+	if env := os.Getenv("AUTOCERT_SCALE_SIZES"); env != "" {
+		sizes = nil
+		for _, f := range strings.Split(env, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				b.Fatalf("AUTOCERT_SCALE_SIZES: %q is not a size", f)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			benchScheduler(b, n, func() *Provider { return filesProvider(b, n) }, time.Second)
+		})
+	}
 }
 
 // filesProvider starts a Provider with n "pseudo" certificates stored in
