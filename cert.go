@@ -40,9 +40,9 @@ type certificate struct {
 	clock    Clock
 	logger   zerolog.Logger // with the certificate's name
 	progress func(Progress)
-	scrubber *redact.Scrubber // the secrets of cfg
-	sni      *sniIndex        // where the certificate served is published
-	sniPos   int              // position in sni: 0 for main, then the extras in order; set and read by sni
+	scrubber *redact.Lazy // the secrets of cfg; shared by the certificates with the same secrets
+	sni      *sniIndex    // where the certificate served is published
+	sniPos   int          // position in sni: 0 for main, then the extras in order; set and read by sni
 
 	failureKey string // storage key of the last-failure record (a time alone)
 	detailKey  string // storage key of the failure record's detail
@@ -79,7 +79,7 @@ func newCertificate(name string, cfg *Config, issuers []*issuerSlot, s *settings
 		clock:       s.clock,
 		logger:      s.logger.With().Str("provider", name).Logger(),
 		progress:    s.progress,
-		scrubber:    redact.New(cfg.secrets()...),
+		scrubber:    s.scrubbers.Get(cfg.secrets()...),
 		sni:         sni,
 		failureKey:  failureKey(cfg.CertPath, cfg.KeyPath),
 		detailKey:   failureDetailKey(cfg.CertPath, cfg.KeyPath),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -301,6 +302,37 @@ func listDir(dir string) (journals, temps []string) {
 		}
 		if err != nil {
 			return journals, temps
+		}
+	}
+}
+
+// dotNames returns the names of the files of dir whose names start with a
+// dot (the records kept beside certificates are named so), for a
+// recordListing; ok is false when dir cannot be listed or holds a journal:
+// a Store not completed, which a Load there completes first.
+func (s *FileStorage) dotNames(dir string) (names map[string]bool, ok bool) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, false
+	}
+	defer d.Close()
+	names = make(map[string]bool)
+	for {
+		batch, err := d.Readdirnames(1024)
+		for _, name := range batch {
+			if !strings.HasPrefix(name, ".") {
+				continue
+			}
+			if strings.HasPrefix(name, journalPrefix) {
+				return nil, false
+			}
+			names[name] = true
+		}
+		if errors.Is(err, io.EOF) {
+			return names, true
+		}
+		if err != nil {
+			return nil, false
 		}
 	}
 }

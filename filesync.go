@@ -90,7 +90,6 @@ func (s *scheduler) syncFiles(ctx context.Context) {
 				fs.unwatched = append(fs.unwatched, dir)
 			}
 		}
-		fs.stamps[q] = fs.stamp(ctx, q)
 	}
 
 	var events <-chan fsnotify.Event
@@ -106,8 +105,16 @@ func (s *scheduler) syncFiles(ctx context.Context) {
 			fs.watch(w, len(fs.unwatched))
 		}
 	}
-	// What changed while the watches were being set up.
-	fs.checkAll(ctx)
+	// The files as they are now that they are watched: a later change
+	// is notified, or seen by the periodic look. (Looking at them before
+	// the watches are set up and again after would look at every file
+	// twice.)
+	for _, q := range s.entries {
+		if ctx.Err() != nil {
+			return
+		}
+		fs.stamps[q] = fs.stamp(ctx, q)
+	}
 
 	check := time.NewTimer(s.fileCheckEvery())
 	defer check.Stop()

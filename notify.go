@@ -47,7 +47,7 @@ const notifyTimeout = 30 * time.Second
 type notifier struct {
 	notifiers []Notifier
 	logger    zerolog.Logger
-	scrubber  *redact.Scrubber // the secrets of every certificate's config
+	scrubber  *redact.Lazy // the secrets of every certificate's config
 }
 
 // notifyAll delivers events in order.

@@ -93,7 +93,7 @@ func (ip *issuerPaces) send(i int, now time.Time) (at time.Time, limit string) {
 // loadAtStart reads the stored certificate at start-up and serves it when
 // it loads. It returns the outcome (outLoaded when something was served)
 // and why a new certificate is needed ("" when none is).
-func (c *certificate) loadAtStart(ctx context.Context) (outcome, string) {
+func (c *certificate) loadAtStart(ctx context.Context, l recordListing) (outcome, string) {
 	c.serveMu.Lock()
 	sc, why, err := c.load(ctx)
 	var out outcome
@@ -103,7 +103,7 @@ func (c *certificate) loadAtStart(ctx context.Context) (outcome, string) {
 	c.serveMu.Unlock()
 	if err == nil && why == "" {
 		if c.acme() {
-			c.clearOutdatedFailure(ctx, sc)
+			c.clearOutdatedFailure(ctx, sc, l)
 		}
 		return out, ""
 	}
@@ -149,7 +149,7 @@ func (c *certificate) obtain(ctx context.Context, req obtainRequest) outcome {
 	if err == nil && why == "" && (req.old == nil || !sc.cert.Leaf.Equal(req.old)) {
 		prev := c.serveLocked(sc)
 		c.serveMu.Unlock()
-		c.clearOutdatedFailure(ctx, sc)
+		c.clearOutdatedFailure(ctx, sc, nil)
 		if prev != nil && prev.Leaf.Equal(sc.cert.Leaf) {
 			return outcome{kind: outNone}
 		}
@@ -311,9 +311,10 @@ func (c *certificate) failed(rec failureRecord, err error) failureRecord {
 // certificate sc, which fits the config and is served, was stored after
 // the attempt the record describes (a process that stored the certificate
 // died before removing the record, or another instance succeeded). It
-// reports whether it removed one.
-func (c *certificate) clearOutdatedFailure(ctx context.Context, sc storedCert) bool {
-	rec, ok := c.loadFailure(ctx)
+// reports whether it removed one. l, when not nil, is the listing of the
+// records of a start (see recordListing).
+func (c *certificate) clearOutdatedFailure(ctx context.Context, sc storedCert, l recordListing) bool {
+	rec, ok := c.loadFailureListed(ctx, l)
 	if !ok {
 		return false
 	}

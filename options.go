@@ -4,6 +4,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/autocert-dev/autocert/internal/redact"
 	"github.com/go-acme/lego/v4/lego"
 	"github.com/rs/zerolog"
 )
@@ -30,6 +31,9 @@ type settings struct {
 	// WithCheckProgress).
 	checkTimeout time.Duration
 	checkStep    func(CheckStep)
+	// scrubbers shares a Scrubber among the certificates with the same
+	// secrets; set by New.
+	scrubbers *redact.Pool
 }
 
 // givenAccount is the ACME account of the main block as the caller made

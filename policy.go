@@ -92,7 +92,7 @@ func renewalDue(now time.Time, leaf *x509.Certificate, obtained time.Time, misma
 		}
 		rb := renewBefore(leaf.NotAfter.Sub(from))
 		d = due{at: leaf.NotAfter.Add(-rb - jitter(leaf, rb)), reason: reasonLifetime}
-		if ari.about(ariID(leaf)) && ari.RenewAt.Before(d.at) {
+		if !ari.RenewAt.IsZero() && ari.RenewAt.Before(d.at) && ari.about(ariID(leaf)) {
 			d = due{at: ari.RenewAt, reason: reasonARI}
 		}
 	}

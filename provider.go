@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 
+	"github.com/autocert-dev/autocert/internal/redact"
 	"github.com/go-acme/lego/v4/lego"
 )
 
@@ -48,6 +51,7 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (_ *Provider, err err
 	for _, o := range opts {
 		o(&s)
 	}
+	s.scrubbers = new(redact.Pool)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -163,7 +167,7 @@ func (p *Provider) ObtainAll(ctx context.Context, force bool) error {
 	if force {
 		who = attemptForced
 	}
-	return p.eachCert(func(c *certificate) error { return p.sched.startup(ctx, c, who) })
+	return p.sched.startupAll(ctx, who)
 }
 
 // LoadCertsAll is Load(context.Background()).
@@ -174,30 +178,41 @@ func (p *Provider) LoadCertsAll() error { return p.Load(context.Background()) }
 // there. It writes no file. Each error names its certificate; all are
 // joined.
 func (p *Provider) Load(ctx context.Context) error {
-	var errs []error
-	for _, c := range p.certs {
+	errs := make([]error, len(p.certs))
+	eachCert(p.certs, func(i int, c *certificate) {
 		if err := c.loadOnly(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
+			errs[i] = fmt.Errorf("%s: %w", c.name, err)
 		}
-	}
+	})
 	return errors.Join(errs...)
 }
 
-// eachCert runs f for every certificate concurrently and joins the
-// errors, each prefixed with its certificate's name.
-func (p *Provider) eachCert(f func(c *certificate) error) error {
-	errs := make([]error, len(p.certs))
+// eachCert calls f for every certificate of certs and its index, on a few
+// goroutines (startLoaders at most), and returns when all calls have
+// returned: reading and parsing n certificates costs no more goroutines
+// than the machine can run, whatever n.
+func eachCert(certs []*certificate, f func(i int, c *certificate)) {
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for i, c := range p.certs {
+	for range min(len(certs), startLoaders()) {
 		wg.Go(func() {
-			if err := f(c); err != nil {
-				errs[i] = fmt.Errorf("%s: %w", c.name, err)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(certs) {
+					return
+				}
+				f(i, certs[i])
 			}
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
 }
+
+// startLoaders is the number of goroutines that read and parse the stored
+// certificates at start: twice the processors, so that a read waiting for
+// its storage (a database round trip, a file not in the page cache) leaves
+// the processors busy, and at least eight.
+func startLoaders() int { return max(8, 2*runtime.GOMAXPROCS(0)) }
 
 // ForceExpiryAll is ForceExpiry(context.Background()).
 func (p *Provider) ForceExpiryAll() bool { return p.ForceExpiry(context.Background()) }

@@ -24,16 +24,36 @@ func readFileLimited(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	tooLarge := &os.PathError{Op: "read", Path: path, Err: fmt.Errorf("file larger than the limit of %d KiB", limit>>10)}
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > limit {
-		return nil, tooLarge
+	tooLarge := func() error {
+		return &os.PathError{Op: "read", Path: path, Err: fmt.Errorf("file larger than the limit of %d KiB", limit>>10)}
 	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
+	// A regular file is read into a buffer of its size and one byte more,
+	// so that a file of a few kilobytes costs one allocation and, unless
+	// it grew meanwhile, a read and the read that sees its end.
+	size := int64(512)
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		if fi.Size() > limit {
+			return nil, tooLarge()
+		}
+		size = fi.Size() + 1
+	}
+	data := make([]byte, 0, size)
+	r := io.LimitReader(f, limit+1)
+	for {
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+		n, err := r.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	if int64(len(data)) > limit {
-		return nil, tooLarge
+		return nil, tooLarge()
 	}
 	return data, nil
 }

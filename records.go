@@ -263,8 +263,14 @@ func parseARIRecord(data []byte) (ariRecord, error) {
 // files, the seed or GoDoxy, failed since): that failure then counts, as
 // a first one.
 func (c *certificate) loadFailure(ctx context.Context) (failureRecord, bool) {
-	last, lok := loadRecord(ctx, c, c.failureKey, "last-failure record", parseFailureRecord)
-	detail, dok := loadRecord(ctx, c, c.detailKey, "last-failure detail", parseFailureRecord)
+	return c.loadFailureListed(ctx, nil)
+}
+
+// loadFailureListed is loadFailure, reading no file that l says is not
+// there.
+func (c *certificate) loadFailureListed(ctx context.Context, l recordListing) (failureRecord, bool) {
+	last, lok := loadRecord(ctx, c, l, c.failureKey, "last-failure record", parseFailureRecord)
+	detail, dok := loadRecord(ctx, c, l, c.detailKey, "last-failure detail", parseFailureRecord)
 	switch {
 	case dok && (!lok || !last.Time.After(detail.Time)):
 		return detail, true
@@ -275,9 +281,12 @@ func (c *certificate) loadFailure(ctx context.Context) (failureRecord, bool) {
 }
 
 // loadRecord reads the record stored under key and parses it; ok is false
-// when there is none or it cannot be read or parsed, which is logged
-// naming what it is.
-func loadRecord[R any](ctx context.Context, c *certificate, key, what string, parse func([]byte) (R, error)) (r R, ok bool) {
+// when there is none (l says it is not there, or it is not found) or it
+// cannot be read or parsed, which is logged naming what it is.
+func loadRecord[R any](ctx context.Context, c *certificate, l recordListing, key, what string, parse func([]byte) (R, error)) (r R, ok bool) {
+	if l.absent(key) {
+		return r, false
+	}
 	data, err := c.storage.Load(ctx, key)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -322,8 +331,62 @@ func oneLine(s string) string {
 
 // loadARI reads the persisted ARI record; ok is false when there is none
 // or it does not parse (logged).
-func (c *certificate) loadARI(ctx context.Context) (ariRecord, bool) {
-	return loadRecord(ctx, c, c.ariKey, "renewal record", parseARIRecord)
+func (c *certificate) loadARI(ctx context.Context, l recordListing) (ariRecord, bool) {
+	return loadRecord(ctx, c, l, c.ariKey, "renewal record", parseARIRecord)
+}
+
+// recordListing tells which files are in the directories that hold the
+// records (failure, renewal information) of many certificates, such as
+// one directory of every certificate: a pass over all certificates (the
+// start, the scheduler's first look) lists each such directory once
+// instead of trying to read each record every certificate may have,
+// which most do not. It holds the names of the files whose names start
+// with a dot, as the records' do, by directory; a directory not listed
+// (or a nil listing) tells nothing, and its records are read.
+//
+// A listing is what the directory held when it was taken, as a read then
+// would have been; it is used for the one pass that took it.
+type recordListing map[string]map[string]bool
+
+// minListed is the number of certificates whose records a directory must
+// hold to be listed: for fewer, reading their records costs no more.
+const minListed = 4
+
+// listRecords returns the listing of the directories holding the records
+// of at least minListed of certs, when st is a FileStorage (nil otherwise).
+func listRecords(st Storage, certs []*certificate) recordListing {
+	fst, ok := st.(*FileStorage)
+	if !ok {
+		return nil
+	}
+	count := make(map[string]int)
+	for _, c := range certs {
+		count[filepath.Dir(c.failureKey)]++
+	}
+	var l recordListing
+	for dir, n := range count {
+		if n < minListed {
+			continue
+		}
+		names, ok := fst.dotNames(dir)
+		if !ok {
+			continue
+		}
+		if l == nil {
+			l = make(recordListing)
+		}
+		l[dir] = names
+	}
+	return l
+}
+
+// absent reports whether l says there is no file at key.
+func (l recordListing) absent(key string) bool {
+	if l == nil {
+		return false
+	}
+	names, ok := l[filepath.Dir(key)]
+	return ok && !names[filepath.Base(key)]
 }
 
 // issuerRecord names the CA that issued a stored certificate, for the
@@ -366,8 +429,8 @@ func parseIssuerRecord(data []byte) (issuerRecord, error) {
 // loadIssuer reads the issuer record of the certificate stored; ok is
 // false when there is none (a certificate stored by an earlier version,
 // or by another program) or it does not parse.
-func (c *certificate) loadIssuer(ctx context.Context) (issuerRecord, bool) {
-	return loadRecord(ctx, c, c.issuerKey, "issuer record", parseIssuerRecord)
+func (c *certificate) loadIssuer(ctx context.Context, l recordListing) (issuerRecord, bool) {
+	return loadRecord(ctx, c, l, c.issuerKey, "issuer record", parseIssuerRecord)
 }
 
 // storeIssuer records that ca issued the certificate served, when c has
@@ -391,7 +454,7 @@ func (c *certificate) issuedBy(ctx context.Context) string {
 	if cur == nil || len(c.issuers) < 2 {
 		return "" // with one issuer, that one
 	}
-	if r, ok := c.loadIssuer(ctx); ok && r.Serial == serialHex(cur.Leaf) {
+	if r, ok := c.loadIssuer(ctx, nil); ok && r.Serial == serialHex(cur.Leaf) {
 		return r.CA
 	}
 	return ""

@@ -13,8 +13,11 @@ import (
 	"io/fs"
 	"math/big"
 	mrand "math/rand/v2"
+	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -144,6 +147,31 @@ func BenchmarkScheduler100k(b *testing.B) {
 	})
 }
 
+// BenchmarkSchedulerFirstPass is BenchmarkScheduler100k's "files" at
+// n = 100, 1,000, 10,000 and 100,000 (AUTOCERT_SCALE_SIZES, such as
+// "100,1000", replaces the sizes): the first pass of one scheduler over n
+// certificates stored as files in one directory, to see how it grows
+// with n (first-pass-ms, first-pass-cpu-ms), with its memory per
+// certificate; the idle CPU is measured over one second.
+func BenchmarkSchedulerFirstPass(b *testing.B) {
+	sizes := []int{100, 1_000, 10_000, 100_000}
+	if env := os.Getenv("AUTOCERT_SCALE_SIZES"); env != "" {
+		sizes = nil
+		for _, f := range strings.Split(env, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				b.Fatalf("AUTOCERT_SCALE_SIZES: %q is not a size", f)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			benchScheduler(b, n, func() *Provider { return filesProvider(b, n) }, time.Second)
+		})
+	}
+}
+
 // filesProvider starts a Provider with n "pseudo" certificates stored in
 // files of one directory (internal/scalecerts: valid a year, none due).
 func filesProvider(b *testing.B, n int) *Provider {
@@ -174,7 +202,9 @@ func filesProvider(b *testing.B, n int) *Provider {
 // goroutines it added (with files: the file following, its event queue
 // and the notifications' reader too), the memory the scheduler state
 // (and the file following) takes per certificate, the time of its first
-// pass over all of them, and the CPU the process uses per second of an
+// pass over all of them and the CPU time the process used meanwhile (all
+// goroutines: with files, the first look at every file too; on a loaded
+// machine the steadier of the two), and the CPU the process uses per second of an
 // idle span of idle with the scheduler running and, for comparison,
 // before it started; each operation re-plans one certificate (as a
 // renewal does) and lets the scheduler re-arm its timer.
@@ -186,10 +216,10 @@ func benchScheduler(b *testing.B, n int, build func() *Provider, idle time.Durat
 	baseCPU := idleCPU(idle)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	started := time.Now()
+	started, cpu0 := time.Now(), cpuTime()
 	p.ScheduleRenewalAll(ContextParent(ctx))
 	waitIdle(b, p)
-	firstPass := time.Since(started)
+	firstPass, firstPassCPU := time.Since(started), cpuTime()-cpu0
 	goroutines := runtime.NumGoroutine() - g0
 	scheduled := heapInUse()
 
@@ -218,6 +248,7 @@ func benchScheduler(b *testing.B, n int, build func() *Provider, idle time.Durat
 	b.ReportMetric(float64(unsafe.Sizeof(renewState{}))+float64(int64(scheduled)-int64(built))/float64(n), "sched-B/cert")
 	b.ReportMetric(float64(int64(scheduled)-int64(base))/float64(n), "total-B/cert")
 	b.ReportMetric(float64(firstPass.Milliseconds()), "first-pass-ms")
+	b.ReportMetric(float64(firstPassCPU.Milliseconds()), "first-pass-cpu-ms")
 	b.ReportMetric(schedCPU, "idle-cpu-ns/s")
 	b.ReportMetric(baseCPU, "no-sched-cpu-ns/s")
 }

@@ -49,7 +49,6 @@ type scheduler struct {
 	noFileNotify bool
 
 	entries []*entry // main first, then the extras; fixed at construction
-	byCert  map[*certificate]*entry
 	pacer   *pacer
 	slots   chan struct{} // one per order running; maxWorkers
 
@@ -121,24 +120,32 @@ type forceRound struct {
 }
 
 func newScheduler(s *settings, certs []*certificate) *scheduler {
+	// The secrets of every certificate, each once (the extras inherit
+	// the main block's): the notifier's Scrubber keeps them until used.
 	var secrets []string
+	seen := make(map[string]bool)
 	for _, c := range certs {
-		secrets = append(secrets, c.cfg.secrets()...)
+		for _, sec := range c.cfg.secrets() {
+			if !seen[sec] {
+				seen[sec] = true
+				secrets = append(secrets, sec)
+			}
+		}
 	}
 	sc := &scheduler{
 		clock:        s.clock,
 		logger:       s.logger,
-		notifier:     notifier{notifiers: s.notifiers, logger: s.logger, scrubber: redact.New(secrets...)},
+		notifier:     notifier{notifiers: s.notifiers, logger: s.logger, scrubber: redact.NewLazy(secrets...)},
 		storage:      s.storage,
 		reread:       s.reread,
 		fileCheck:    s.fileCheck,
 		noFileNotify: s.noFileNotify,
-		byCert:       make(map[*certificate]*entry, len(certs)),
 		pacer:        newPacer(s.rateLimits),
 		slots:        make(chan struct{}, maxWorkers),
 		wake:         make(chan struct{}, 1),
 		done:         make(chan struct{}),
 	}
+	sc.entries = make([]*entry, 0, len(certs))
 	for _, c := range certs {
 		e := &entry{c: c}
 		for _, is := range c.issuers {
@@ -148,7 +155,6 @@ func newScheduler(s *settings, certs []*certificate) *scheduler {
 			e.pk = e.pks[0]
 		}
 		sc.entries = append(sc.entries, e)
-		sc.byCert[c] = e
 	}
 	return sc
 }
@@ -186,8 +192,10 @@ func (s *scheduler) start(ctx context.Context) {
 	go s.run(ctx)
 }
 
-// run is the scheduler's loop.
+// run is the scheduler's loop, after its first look at the records of
+// every certificate (firstPass).
 func (s *scheduler) run(ctx context.Context) {
+	s.firstPass(ctx)
 	// The timer is made when first needed: a timer made and stopped at
 	// once would show, to a test clock, a deadline never meant.
 	var timer Timer
@@ -219,6 +227,56 @@ func (s *scheduler) run(ctx context.Context) {
 		case <-s.wake:
 		}
 	}
+}
+
+// firstPass reads the failure and renewal records of every certificate
+// whose records are not read yet, and plans each: what the loop would
+// otherwise do with one worker per certificate, at the cost of a goroutine
+// start, a trip through the queue and a read of every record each, though
+// most certificates are not due and have no records. The directories
+// holding the records of many certificates are listed once
+// (listRecords), and the records are read on a few goroutines
+// (eachCert), which end with the pass. Work that remains to do (an order,
+// renewal information to fetch, a "local" certificate to look at) is then
+// dispatched by the loop as usual.
+func (s *scheduler) firstPass(ctx context.Context) {
+	s.mu.Lock()
+	var todo []*entry
+	for _, e := range s.entries {
+		if !e.rs.loaded && !e.rs.busy {
+			todo = append(todo, e)
+		}
+	}
+	s.mu.Unlock()
+	if len(todo) == 0 {
+		return
+	}
+	certs := make([]*certificate, len(todo))
+	for i, e := range todo {
+		certs[i] = e.c
+	}
+	l := listRecords(s.storage, certs)
+	eachCert(certs, func(i int, _ *certificate) {
+		if ctx.Err() == nil {
+			s.loadListed(ctx, todo[i], l)
+		}
+	})
+	// Every entry planned anew, then the queue ordered once: O(n), where
+	// fixing the queue entry by entry would cost O(n log n).
+	now := s.clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range todo {
+		if e.rs.busy {
+			continue
+		}
+		e.rs.next = e.nextLocked(now)
+		if !e.rs.queued {
+			e.rs.index, e.rs.queued = len(s.queue), true
+			s.queue = append(s.queue, e)
+		}
+	}
+	heap.Init(&s.queue)
 }
 
 // dispatch starts work on the certificates that are due, and returns how
@@ -379,15 +437,38 @@ func (s *scheduler) tick(ctx context.Context, e *entry, force bool, fctx context
 	}
 }
 
-// startup loads c's stored certificate and serves it, then obtains a new
-// one when it is missing or no longer fits: ObtainAll.
-func (s *scheduler) startup(ctx context.Context, c *certificate, who attempt) error {
-	e := s.byCert[c]
-	out, why := c.loadAtStart(ctx)
-	if why == "" {
-		return out.err
+// startupAll loads the stored certificate of every entry and serves it,
+// and obtains a new one for each that is missing or no longer fits:
+// ObtainAll. The certificates are read and parsed on a few goroutines
+// (eachCert); each obtain runs on a goroutine of its own, started as soon
+// as its certificate is found wanting, and waits there for its turn under
+// the CA's rate limits and for an order slot. It returns the errors
+// joined, each naming its certificate, in the order of the entries.
+func (s *scheduler) startupAll(ctx context.Context, who attempt) error {
+	certs := make([]*certificate, len(s.entries))
+	for i, e := range s.entries {
+		certs[i] = e.c
 	}
-	return s.attempt(ctx, ctx, e, obtainRequest{who: who, reason: why}, false)
+	errs := make([]error, len(certs))
+	var obtains sync.WaitGroup
+	l := listRecords(s.storage, certs)
+	eachCert(certs, func(i int, c *certificate) {
+		out, why := c.loadAtStart(ctx, l)
+		if why == "" {
+			if out.err != nil {
+				errs[i] = fmt.Errorf("%s: %w", c.name, out.err)
+			}
+			return
+		}
+		e := s.entries[i]
+		obtains.Go(func() {
+			if err := s.attempt(ctx, ctx, e, obtainRequest{who: who, reason: why}, false); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", c.name, err)
+			}
+		})
+	})
+	obtains.Wait()
+	return errors.Join(errs...)
 }
 
 // attempt obtains e's certificate as req asks, once its order has its
@@ -572,7 +653,10 @@ func (s *scheduler) apply(e *entry, out outcome, who attempt) []Event {
 }
 
 // load reads e's failure and ARI records from storage, once.
-func (s *scheduler) load(ctx context.Context, e *entry) {
+func (s *scheduler) load(ctx context.Context, e *entry) { s.loadListed(ctx, e, nil) }
+
+// loadListed is load, reading no record that l says is not there.
+func (s *scheduler) loadListed(ctx context.Context, e *entry, l recordListing) {
 	c := e.c
 	s.mu.Lock()
 	loaded := e.rs.loaded
@@ -580,7 +664,7 @@ func (s *scheduler) load(ctx context.Context, e *entry) {
 	if loaded {
 		return
 	}
-	fail, fok := c.loadFailure(ctx)
+	fail, fok := c.loadFailureListed(ctx, l)
 	if fok && c.acme() && fail.outdatedBy(storedCert{cert: c.current()}, time.Time{}) {
 		// Older than the certificate served: the next attempt is the
 		// first. (A record of another configuration is kept, to be
@@ -591,10 +675,10 @@ func (s *scheduler) load(ctx context.Context, e *entry) {
 	var iss issuerRecord
 	aok, iok := false, false
 	if c.acme() {
-		ari, aok = c.loadARI(ctx)
+		ari, aok = c.loadARI(ctx, l)
 	}
 	if len(c.issuers) > 1 {
-		iss, iok = c.loadIssuer(ctx)
+		iss, iok = c.loadIssuer(ctx, l)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -613,6 +697,19 @@ func (s *scheduler) load(ctx context.Context, e *entry) {
 // planLocked works out when e needs looking at next and (re)queues it,
 // unless a worker has it.
 func (s *scheduler) planLocked(e *entry, now time.Time) {
+	e.rs.next = e.nextLocked(now)
+	if e.rs.busy {
+		return
+	}
+	if e.rs.queued {
+		heap.Fix(&s.queue, e.rs.index)
+	} else {
+		heap.Push(&s.queue, e)
+	}
+}
+
+// nextLocked works out when e needs looking at next.
+func (e *entry) nextLocked(now time.Time) time.Time {
 	var next time.Time
 	switch {
 	case !e.rs.loaded:
@@ -628,15 +725,7 @@ func (s *scheduler) planLocked(e *entry, now time.Time) {
 			next = f
 		}
 	}
-	e.rs.next = next
-	if e.rs.busy {
-		return
-	}
-	if e.rs.queued {
-		heap.Fix(&s.queue, e.rs.index)
-	} else {
-		heap.Push(&s.queue, e)
-	}
+	return next
 }
 
 // dueLocked applies the renewal rules to the certificate e serves, and
@@ -647,7 +736,7 @@ func (e *entry) dueLocked(now time.Time) due {
 	mismatch := ""
 	if cur := e.c.current(); cur != nil {
 		leaf = cur.Leaf
-		if e.rs.obtained == serialHex(leaf) {
+		if e.rs.obtained != "" && e.rs.obtained == serialHex(leaf) {
 			obtained = e.rs.lastRenewal
 		} else {
 			// A certificate this process has just obtained for the

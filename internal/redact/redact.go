@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Text replaces every secret found.
@@ -65,10 +66,12 @@ func filterBit(prefix uint32) uint32 { return (prefix * 0x9E3779B1) >> 16 }
 func New(secrets ...string) *Scrubber {
 	lits := make(map[string]bool)
 	cores := make(map[string]bool)
+	seen := make(map[string]bool)
 	for _, sec := range secrets {
-		if len(sec) < MinLen {
+		if len(sec) < MinLen || seen[sec] {
 			continue
 		}
+		seen[sec] = true
 		for _, f := range literalForms(sec) {
 			lits[f] = true
 		}
@@ -334,4 +337,84 @@ func URLSecrets(raw string) []string {
 		secrets = append(secrets, vals...)
 	}
 	return secrets
+}
+
+// Lazy is a Scrubber built on first use: most are never used, since they
+// are needed only when an error or a log message is scrubbed. It is safe
+// for concurrent use; the nil *Lazy scrubs nothing.
+type Lazy struct {
+	once    sync.Once
+	secrets []string
+	s       *Scrubber
+}
+
+// NewLazy returns a Lazy for secrets, which it keeps (the caller must not
+// change them).
+func NewLazy(secrets ...string) *Lazy { return &Lazy{secrets: secrets} }
+
+// Scrubber returns the Scrubber of l, building it the first time.
+func (l *Lazy) Scrubber() *Scrubber {
+	if l == nil {
+		return nil
+	}
+	l.once.Do(func() {
+		l.s = New(l.secrets...)
+		l.secrets = nil
+	})
+	return l.s
+}
+
+// Scrub is Scrubber().Scrub.
+func (l *Lazy) Scrub(text string) string { return l.Scrubber().Scrub(text) }
+
+// Error is Scrubber().Error.
+func (l *Lazy) Error(err error) error {
+	if err == nil {
+		return nil
+	}
+	return l.Scrubber().Error(err)
+}
+
+// Pool hands out one Lazy per distinct set of secrets, so that the many
+// certificates of a configuration that share their secrets (those of the
+// main block, inherited by every extra) share one Scrubber. Its zero
+// value is ready to use; it is safe for concurrent use. The nil *Pool
+// shares nothing: each Get returns a Lazy of its own.
+type Pool struct {
+	mu sync.Mutex
+	m  map[string]*Lazy // by the secrets of MinLen bytes or more, sorted and deduplicated, joined
+}
+
+// Get returns the Lazy of secrets: the same for the same set of secrets,
+// whatever their order and duplicates.
+func (p *Pool) Get(secrets ...string) *Lazy {
+	kept := make([]string, 0, len(secrets))
+	for _, s := range secrets {
+		if len(s) >= MinLen {
+			kept = append(kept, s)
+		}
+	}
+	slices.Sort(kept)
+	kept = slices.Compact(kept)
+	var key strings.Builder
+	for _, s := range kept {
+		// The length first: secrets may hold any byte.
+		key.WriteString(strconv.Itoa(len(s)))
+		key.WriteByte(':')
+		key.WriteString(s)
+	}
+	if p == nil {
+		return NewLazy(slices.Clip(kept)...)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l, ok := p.m[key.String()]; ok {
+		return l
+	}
+	if p.m == nil {
+		p.m = make(map[string]*Lazy)
+	}
+	l := NewLazy(slices.Clip(kept)...)
+	p.m[key.String()] = l
+	return l
 }

@@ -308,3 +308,54 @@ func TestScrubberError(t *testing.T) {
 		})
 	}
 }
+
+// TestPool: the same set of secrets, in any order and with duplicates or
+// short values, gets one Lazy; another set gets another; a Lazy scrubs
+// as New's Scrubber does, and the nil Pool and Lazy work.
+func TestPool(t *testing.T) {
+	var p Pool
+	a := p.Get(secret, "second-secret", "ab")
+	tests := []struct {
+		name    string
+		secrets []string
+		same    bool
+	}{
+		{"same order", []string{secret, "second-secret", "ab"}, true},
+		{"other order and duplicates", []string{"second-secret", secret, secret}, true},
+		{"a subset", []string{secret}, false},
+		{"another secret", []string{secret, "second-secret", "third-secret"}, false},
+	}
+	for _, tt := range tests {
+		if got := p.Get(tt.secrets...) == a; got != tt.same {
+			t.Errorf("%s: shared %v, want %v", tt.name, got, tt.same)
+		}
+	}
+	text := "a " + secret + " and second-secret and " + url.QueryEscape(secret)
+	if got, want := a.Scrub(text), New(secret, "second-secret").Scrub(text); got != want {
+		t.Errorf("Lazy.Scrub = %q, want %q", got, want)
+	}
+	if err := a.Error(errors.New(text)); err.Error() != a.Scrub(text) {
+		t.Errorf("Lazy.Error = %q", err)
+	}
+	var nilPool *Pool
+	if got := nilPool.Get(secret).Scrub(secret); got != Text {
+		t.Errorf("the nil Pool's Lazy scrubs %q to %q", secret, got)
+	}
+	var nilLazy *Lazy
+	if nilLazy.Scrub(secret) != secret || nilLazy.Error(nil) != nil {
+		t.Error("the nil Lazy changed something")
+	}
+}
+
+// TestNewDuplicates: New with a secret repeated many times (one per
+// certificate of a large configuration) scrubs as New with it once.
+func TestNewDuplicates(t *testing.T) {
+	many := make([]string, 10_000)
+	for i := range many {
+		many[i] = secret
+	}
+	text := "x " + secret + " " + base64.StdEncoding.EncodeToString([]byte("u:"+secret))
+	if got, want := New(many...).Scrub(text), New(secret).Scrub(text); got != want {
+		t.Errorf("Scrub = %q, want %q", got, want)
+	}
+}
