@@ -1,6 +1,8 @@
 package autocert
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -57,6 +59,46 @@ type sniIndex struct {
 	served  []*tls.Certificate // by position (main 0, then the extras), the certificate indexed
 	names   [][]sniName        // by position, the names indexed for it, sorted
 	present sniHolders         // the positions with a certificate: the first is main
+
+	chains sniChains // the CA certificates of the chains parsed, kept once
+}
+
+// sniChains keeps one copy of each CA certificate (DER) of the chains a
+// Provider parses, so that the certificates of one CA share their
+// intermediates: parsed alone, each chain holds its own copy, as large as
+// the leaf itself. It keeps at most maxSharedCAs certificates, the first
+// seen; a chain of others keeps its own copies.
+type sniChains struct {
+	mu  sync.Mutex
+	der map[[sha256.Size]byte][]byte // by SHA-256 of the DER
+}
+
+// maxSharedCAs bounds sniChains: a CA rotates its intermediates a few
+// times a year.
+const maxSharedCAs = 64
+
+// share makes the CA certificates of cert's chain, all but the leaf, the
+// copies kept, when the same certificates were seen before. It is called
+// on a certificate just parsed, before anything else reads it.
+func (x *sniIndex) share(cert *tls.Certificate) {
+	if x == nil || len(cert.Certificate) < 2 {
+		return
+	}
+	p := &x.chains
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, der := range cert.Certificate[1:] {
+		sum := sha256.Sum256(der)
+		switch kept, ok := p.der[sum]; {
+		case ok && bytes.Equal(kept, der):
+			cert.Certificate[i+1] = kept
+		case !ok && len(p.der) < maxSharedCAs:
+			if p.der == nil {
+				p.der = make(map[[sha256.Size]byte][]byte)
+			}
+			p.der[sum] = der
+		}
+	}
 }
 
 // sniName is a name a certificate holds: an exact name, or the parent of a
