@@ -147,8 +147,8 @@ func (x *sniIndex) reset(certs []*tls.Certificate) {
 	x.served = make([]*tls.Certificate, len(certs))
 	x.names = make([][]sniName, len(certs))
 	x.present = sniHolders{}
-	s := &sniSnapshot{seed: rand.Uint64()}
 	var e sniEdit
+	s := &sniSnapshot{seed: rand.Uint64(), exact: newSNITrie(&e, sniRootBits), wild: newSNITrie(&e, sniRootBits)}
 	for i, c := range certs {
 		x.change(&e, s, i, c)
 	}
@@ -250,11 +250,11 @@ func (x *sniIndex) touch(e *sniEdit, s *sniSnapshot, k sniName, p int32, d int) 
 	if old != nil && old.cert == cert {
 		return
 	}
-	key := k.name
 	if old != nil {
-		key = old.key
+		e.put(t, sniSlot{bits: h, key: old.key, cert: cert, hold: hold})
+		return
 	}
-	e.put(t, sniSlot{bits: h, key: key, cert: cert, hold: hold})
+	e.add(t, sniSlot{bits: h, key: k.name, cert: cert, hold: hold})
 }
 
 // reseed rehashes both tries of s, that e is making, with a new seed
@@ -262,7 +262,8 @@ func (x *sniIndex) touch(e *sniEdit, s *sniSnapshot, k sniName, p int32, d int) 
 func (x *sniIndex) reseed(e *sniEdit, s *sniSnapshot) {
 	from := *s
 	for {
-		s.seed, s.exact, s.wild = rand.Uint64(), sniTrie{}, sniTrie{}
+		s.seed = rand.Uint64()
+		s.exact, s.wild = newSNITrie(e, from.exact.shift), newSNITrie(e, from.wild.shift)
 		ok := true
 		for _, t := range [][2]*sniTrie{{&from.exact, &s.exact}, {&from.wild, &s.wild}} {
 			t[0].each(func(l *sniSlot) {
@@ -273,6 +274,7 @@ func (x *sniIndex) reseed(e *sniEdit, s *sniSnapshot) {
 				}
 				e.put(t[1], c)
 			})
+			t[1].leaves = t[0].leaves
 		}
 		if ok {
 			return
