@@ -175,6 +175,7 @@ func (c *certificate) loadPair(ctx context.Context) (storedCert, string, error) 
 	if err != nil {
 		return storedCert{}, "", &pairError{certPath: c.cfg.CertPath, keyPath: c.cfg.KeyPath, err: err}
 	}
+	c.sni.share(cert)
 	return storedCert{cert, certPEM, keyPEM}, c.mismatch(cert.Leaf, cert.PrivateKey), nil
 }
 
@@ -317,6 +318,7 @@ func (c *certificate) store(ctx context.Context, certPEM, keyPEM []byte) (cert, 
 	if cert, err = parseKeyPair(certPEM, keyPEM); err != nil {
 		return nil, nil, err
 	}
+	c.sni.share(cert)
 	c.serveMu.Lock()
 	defer c.serveMu.Unlock()
 	err = c.storage.Store(ctx,

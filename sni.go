@@ -1,6 +1,8 @@
 package autocert
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -57,6 +59,46 @@ type sniIndex struct {
 	served  []*tls.Certificate // by position (main 0, then the extras), the certificate indexed
 	names   [][]sniName        // by position, the names indexed for it, sorted
 	present sniHolders         // the positions with a certificate: the first is main
+
+	chains sniChains // the CA certificates of the chains parsed, kept once
+}
+
+// sniChains keeps one copy of each CA certificate (DER) of the chains a
+// Provider parses, so that the certificates of one CA share their
+// intermediates: parsed alone, each chain holds its own copy, as large as
+// the leaf itself. It keeps at most maxSharedCAs certificates, the first
+// seen; a chain of others keeps its own copies.
+type sniChains struct {
+	mu  sync.Mutex
+	der map[[sha256.Size]byte][]byte // by SHA-256 of the DER
+}
+
+// maxSharedCAs bounds sniChains: a CA rotates its intermediates a few
+// times a year.
+const maxSharedCAs = 64
+
+// share makes the CA certificates of cert's chain, all but the leaf, the
+// copies kept, when the same certificates were seen before. It is called
+// on a certificate just parsed, before anything else reads it.
+func (x *sniIndex) share(cert *tls.Certificate) {
+	if x == nil || len(cert.Certificate) < 2 {
+		return
+	}
+	p := &x.chains
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, der := range cert.Certificate[1:] {
+		sum := sha256.Sum256(der)
+		switch kept, ok := p.der[sum]; {
+		case ok && bytes.Equal(kept, der):
+			cert.Certificate[i+1] = kept
+		case !ok && len(p.der) < maxSharedCAs:
+			if p.der == nil {
+				p.der = make(map[[sha256.Size]byte][]byte)
+			}
+			p.der[sum] = der
+		}
+	}
 }
 
 // sniName is a name a certificate holds: an exact name, or the parent of a
@@ -105,8 +147,8 @@ func (x *sniIndex) reset(certs []*tls.Certificate) {
 	x.served = make([]*tls.Certificate, len(certs))
 	x.names = make([][]sniName, len(certs))
 	x.present = sniHolders{}
-	s := &sniSnapshot{seed: rand.Uint64()}
 	var e sniEdit
+	s := &sniSnapshot{seed: rand.Uint64(), exact: newSNITrie(&e, sniRootBits), wild: newSNITrie(&e, sniRootBits)}
 	for i, c := range certs {
 		x.change(&e, s, i, c)
 	}
@@ -208,11 +250,11 @@ func (x *sniIndex) touch(e *sniEdit, s *sniSnapshot, k sniName, p int32, d int) 
 	if old != nil && old.cert == cert {
 		return
 	}
-	key := k.name
 	if old != nil {
-		key = old.key
+		e.put(t, sniSlot{bits: h, key: old.key, cert: cert, hold: hold})
+		return
 	}
-	e.put(t, sniSlot{bits: h, key: key, cert: cert, hold: hold})
+	e.add(t, sniSlot{bits: h, key: k.name, cert: cert, hold: hold})
 }
 
 // reseed rehashes both tries of s, that e is making, with a new seed
@@ -220,7 +262,8 @@ func (x *sniIndex) touch(e *sniEdit, s *sniSnapshot, k sniName, p int32, d int) 
 func (x *sniIndex) reseed(e *sniEdit, s *sniSnapshot) {
 	from := *s
 	for {
-		s.seed, s.exact, s.wild = rand.Uint64(), sniTrie{}, sniTrie{}
+		s.seed = rand.Uint64()
+		s.exact, s.wild = newSNITrie(e, from.exact.shift), newSNITrie(e, from.wild.shift)
 		ok := true
 		for _, t := range [][2]*sniTrie{{&from.exact, &s.exact}, {&from.wild, &s.wild}} {
 			t[0].each(func(l *sniSlot) {
@@ -231,6 +274,7 @@ func (x *sniIndex) reseed(e *sniEdit, s *sniSnapshot) {
 				}
 				e.put(t[1], c)
 			})
+			t[1].leaves = t[0].leaves
 		}
 		if ok {
 			return

@@ -447,8 +447,11 @@ func (s *sniSnapshot) bytes() int {
 		return size
 	}
 	size := 0
-	for i := range s.exact {
-		size += walk(&s.exact[i]) + walk(&s.wild[i])
+	for _, t := range []*sniTrie{&s.exact, &s.wild} {
+		size += sniAllocSize(cap(t.roots) * int(unsafe.Sizeof(sniSlot{})))
+		for i := range t.roots {
+			size += walk(&t.roots[i])
+		}
 	}
 	return size
 }

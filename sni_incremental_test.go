@@ -220,9 +220,16 @@ func TestSNIReseed(t *testing.T) {
 // TestSNITrieScale adds, renames and removes thousands of names at random
 // and checks the tries after each batch: what they hold is what the
 // certificates served hold, and they are as shallow as their hashes
-// allow.
+// allow. At the larger size, the tries grow past sniGrowAt names and get
+// more roots on the way.
 func TestSNITrieScale(t *testing.T) {
-	const n, rounds = 3000, 6
+	for _, n := range []int{3000, 3 * sniGrowAt} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) { testSNITrieScale(t, n) })
+	}
+}
+
+func testSNITrieScale(t *testing.T, n int) {
+	const rounds = 6
 	r := mrand.New(mrand.NewPCG(3, 5))
 	var x sniIndex
 	certs := make([]*tls.Certificate, n)
@@ -249,6 +256,9 @@ func TestSNITrieScale(t *testing.T) {
 		}
 		s := x.snap.Load()
 		checkSNITries(t, s)
+		if want := uint(map[bool]int{false: sniRootBits, true: sniMoreBits}[n > sniGrowAt]); s.exact.shift != want {
+			t.Fatalf("round %d: a trie of %d names has %d roots, want %d", round, s.exact.leaves, len(s.exact.roots), 1<<want)
+		}
 		// Every name held is found with its first holder's certificate.
 		want := map[sniName]*tls.Certificate{}
 		for _, c := range certs {
@@ -279,9 +289,11 @@ func TestSNITrieScale(t *testing.T) {
 		x.set(i, nil)
 	}
 	s := x.snap.Load()
-	for i := range s.exact {
-		if s.exact[i].kids != nil || s.wild[i].kids != nil {
-			t.Fatalf("an index without certificates holds nodes")
+	for _, trie := range []*sniTrie{&s.exact, &s.wild} {
+		for i := range trie.roots {
+			if trie.roots[i].kids != nil || trie.leaves != 0 {
+				t.Fatalf("an index without certificates holds nodes")
+			}
 		}
 	}
 	if s.main != nil || len(x.present.heap) > 9 {
@@ -302,7 +314,7 @@ func checkSNITries(t *testing.T, s *sniSnapshot) {
 			if bits.OnesCount64(n.bits) != len(n.kids) {
 				t.Fatalf("a node's bitmap has %d bits for %d entries", bits.OnesCount64(n.bits), len(n.kids))
 			}
-			if shift > sniRootBits && len(n.kids) == 1 && n.kids[0].kids == nil {
+			if shift > trie.shift && len(n.kids) == 1 && n.kids[0].kids == nil {
 				t.Fatalf("a node holds a single leaf")
 			}
 			bm := n.bits
@@ -331,8 +343,11 @@ func checkSNITries(t *testing.T, s *sniSnapshot) {
 				}
 			}
 		}
-		for i := range trie {
-			walk(&trie[i], uint64(i), sniRootBits)
+		for i := range trie.roots {
+			walk(&trie.roots[i], uint64(i), trie.shift)
+		}
+		if len(seen) != trie.leaves {
+			t.Fatalf("a trie of %d leaves counts %d", len(seen), trie.leaves)
 		}
 	}
 }

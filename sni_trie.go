@@ -7,32 +7,45 @@ import (
 )
 
 // The names of a snapshot are kept in persistent hash tries (hash array
-// mapped tries). The low 4 bits of a name's 64-bit hash choose one of 16
-// roots, held in the snapshot itself; from there, a node holds up to 64
-// entries, one per 6 more bits of the hash, each a leaf or a child node,
-// stored in one array in the order of the node's bitmap. A leaf sits at
-// the shallowest depth its hash is alone at, so a trie of n names is
-// about 1 + log64(n/16) deep: a lookup among 5,000 names reads two node
-// arrays, among 50,000 two or three, and one that misses usually stops at
-// a bitmap after the first. A change copies the nodes on the path to the leaf it
-// changes, and the snapshot with the roots, and shares every other node
-// with the snapshot it started from, which is never written again: a
-// reader holding an older snapshot keeps reading it whole.
+// mapped tries). The low bits of a name's 64-bit hash choose one of the
+// roots (16, or 64 once a trie holds more than sniGrowAt names); from
+// there, a node holds up to 64 entries, one per 6 more bits of the hash,
+// each a leaf or a child node, stored in one array in the order of the
+// node's bitmap. A leaf sits at the shallowest depth its hash is alone at,
+// so a trie of n names is about 1 + log64(n/roots) deep: a lookup among
+// 5,000 or 50,000 names reads two node arrays (three for one name in
+// ten), and one that misses usually stops at a bitmap after the first;
+// with 16 roots, half the names among 50,000 would be three deep. A
+// change copies the nodes on the path to the leaf it changes, and the
+// roots, and shares every other node with the snapshot it started from,
+// which is never written again: a reader holding an older snapshot keeps
+// reading it whole.
 //
 // Two names of one trie never share a hash: the writer chooses another
 // seed and rehashes the trie when one would (see sniIndex.touch), which
 // the seed, random and unknown outside the process, makes an event of
 // probability about n/2^64 per name added.
 const (
-	sniRootBits = 4
-	sniRootMask = 1<<sniRootBits - 1
+	sniRootBits = 4 // of the roots of a trie at first
+	sniMoreBits = 6 // of the roots of a trie of more than sniGrowAt names
+	sniGrowAt   = 640 << sniRootBits
 	sniTrieBits = 6
 	sniTrieMask = 1<<sniTrieBits - 1
 )
 
-// sniTrie is a trie: its roots, chosen by the low bits of a hash, are
-// nodes that are never leaves.
-type sniTrie [1 << sniRootBits]sniSlot
+// sniTrie is a trie.
+type sniTrie struct {
+	// roots, chosen by the low bits of a hash, are nodes that are never
+	// leaves; 1<<shift of them.
+	roots  []sniSlot
+	shift  uint
+	leaves int
+}
+
+// newSNITrie returns an empty trie of 1<<bits roots, made by e.
+func newSNITrie(e *sniEdit, bits uint) sniTrie {
+	return sniTrie{roots: e.alloc(1 << bits), shift: bits}
+}
 
 // sniSlot is one entry of a trie node: a leaf, or a child node. A leaf is
 // a name and the certificate that answers for it, in one cache line with
@@ -50,8 +63,8 @@ type sniSlot struct {
 
 // find returns the leaf of hash h, nil when there is none.
 func (t *sniTrie) find(h uint64) *sniSlot {
-	s := &t[h&sniRootMask]
-	for rest := h >> sniRootBits; ; rest >>= sniTrieBits {
+	s := &t.roots[h&(1<<t.shift-1)]
+	for rest := h >> t.shift; ; rest >>= sniTrieBits {
 		bit := uint64(1) << (rest & sniTrieMask)
 		if s.bits&bit == 0 {
 			return nil
@@ -67,8 +80,8 @@ func (t *sniTrie) find(h uint64) *sniSlot {
 
 // each calls f for each leaf of the trie.
 func (t *sniTrie) each(f func(*sniSlot)) {
-	for i := range t {
-		t[i].each(f)
+	for i := range t.roots {
+		t.roots[i].each(f)
 	}
 }
 
@@ -130,10 +143,33 @@ func (e *sniEdit) writable(n *sniSlot) []sniSlot {
 	return n.kids
 }
 
+// rootsOf returns the roots of trie t, of the snapshot the edit is
+// making, copied first unless the edit owns them.
+func (e *sniEdit) rootsOf(t *sniTrie) []sniSlot {
+	if !e.owns(t.roots) {
+		roots := e.alloc(len(t.roots))
+		copy(roots, t.roots)
+		t.roots = roots
+	}
+	return t.roots
+}
+
 // put sets the leaf l in trie t, of the snapshot the edit is making,
 // replacing the leaf of the same hash if there is one.
 func (e *sniEdit) put(t *sniTrie, l sniSlot) {
-	e.putUnder(&t[l.bits&sniRootMask], l, sniRootBits)
+	e.putUnder(&e.rootsOf(t)[l.bits&(1<<t.shift-1)], l, t.shift)
+}
+
+// add is put for a leaf whose hash t does not hold. It gives t more roots
+// when it grows past sniGrowAt names.
+func (e *sniEdit) add(t *sniTrie, l sniSlot) {
+	e.put(t, l)
+	if t.leaves++; t.leaves > sniGrowAt && t.shift < sniMoreBits {
+		grown := newSNITrie(e, sniMoreBits)
+		t.each(func(l *sniSlot) { e.put(&grown, *l) })
+		grown.leaves = t.leaves
+		*t = grown
+	}
 }
 
 // putUnder is put under node n, whose entries are at depth shift.
@@ -180,7 +216,11 @@ func (e *sniEdit) split(s *sniSlot, a, b sniSlot, shift uint) {
 // del removes the leaf of hash h from trie t, of the snapshot the edit
 // is making.
 func (e *sniEdit) del(t *sniTrie, h uint64) {
-	e.delUnder(&t[h&sniRootMask], h, sniRootBits)
+	if t.find(h) == nil {
+		return
+	}
+	t.leaves--
+	e.delUnder(&e.rootsOf(t)[h&(1<<t.shift-1)], h, t.shift)
 }
 
 // delUnder is del under node n, whose entries are at depth shift. A node
