@@ -339,3 +339,116 @@ func TestPacedDomainLimitAndForcedRenewals(t *testing.T) {
 		}
 	}
 }
+
+// TestForcedRoundDoesNotWaitBehindPacedOrders: a forced renewal of many
+// certificates (RenewAll after a mass revocation) runs on a few workers,
+// and a certificate waiting hours for its turn under its account's limit
+// holds none of them: the certificates of another account, configured
+// after it, renew at once. Those that wait are renewed at their turns,
+// and RenewAll returns once the last has been.
+func TestForcedRoundDoesNotWaitBehindPacedOrders(t *testing.T) {
+	start := time.Now().Truncate(time.Second)
+	clock := clocktest.New(start)
+	ca := acmetest.New(t, acmetest.WithClock(clock.Now))
+	dir := fastTempDir(t)
+	const nA, nB = 8, 4 // certificates on account A (first in the config), then on B
+	name := func(i int) string { return fmt.Sprintf("h%d.force.test", i) }
+	cfg := ca.Config(name(0))
+	cfg.CertPath, cfg.KeyPath = filepath.Join(dir, "0.crt"), filepath.Join(dir, "0.key")
+	cfg.ACMEKeyPath = filepath.Join(dir, "acme-a.key")
+	for i := 1; i < nA+nB; i++ {
+		x := autocert.ConfigExtra{Domains: []string{name(i)},
+			CertPath: filepath.Join(dir, fmt.Sprint(i)+".crt"), KeyPath: filepath.Join(dir, fmt.Sprint(i)+".key")}
+		if i >= nA {
+			x.ACMEKeyPath = filepath.Join(dir, "acme-b.key")
+		}
+		cfg.Extra = append(cfg.Extra, x)
+	}
+	// Room for nA orders at once per account, then one an hour.
+	limits := autocert.RateLimits{OrdersPerAccount: autocert.RateLimit{Count: nA, Window: nA * time.Hour}}
+	p, err := autocert.New(context.Background(), cfg, autocert.WithClock(clock), autocert.WithLogger(zerolog.Nop()),
+		autocert.WithRateLimits(ca.DirectoryURL(), limits))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	if err := p.ObtainAll(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+
+	renewed := make(chan error, 1)
+	go func() { renewed <- p.RenewAll(context.Background()) }()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// Account B had nB orders of nA: its certificates renew now, though
+	// every certificate of A is before them and all of A wait.
+	for i := nA; i < nA+nB; i++ {
+		for ca.OrderCount(name(i)) < 2 {
+			if ctx.Err() != nil {
+				t.Fatalf("%s: %d orders without the clock moving; want its forced renewal, not a wait behind account A's turns (status %+v)",
+					name(i), ca.OrderCount(name(i)), p.RenewalStatus()[i])
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitingA := 0
+	for i, st := range p.RenewalStatus()[:nA] {
+		if st.Reason == "rate_limit" {
+			waitingA++
+		} else if ca.OrderCount(name(i)) != 1 {
+			t.Errorf("%s renewed before its turn: status %+v", name(i), st)
+		}
+	}
+	if waitingA != nA {
+		t.Errorf("%d certificates of account A wait for their turn, want %d", waitingA, nA)
+	}
+	renewedA := func() int {
+		n := 0
+		for i := range nA {
+			if ca.OrderCount(name(i)) >= 2 {
+				n++
+			}
+		}
+		return n
+	}
+	for hour := 1; ; hour++ {
+		select {
+		case err := <-renewed:
+			if err != nil {
+				t.Fatalf("RenewAll = %v", err)
+			}
+			if hour-1 != nA {
+				t.Errorf("RenewAll returned after %d hours, want %d (one turn an hour)", hour-1, nA)
+			}
+			for i := range nA + nB {
+				if n := ca.OrderCount(name(i)); n != 2 {
+					t.Errorf("%s: %d orders, want 2", name(i), n)
+				}
+			}
+			return
+		default:
+		}
+		if hour > nA+1 {
+			t.Fatalf("RenewAll still waits after %d hours: status %+v", hour-1, p.RenewalStatus())
+		}
+		turn := start.Add(time.Duration(hour) * time.Hour)
+		if _, err := clock.WaitForTimer(ctx, func(d time.Time) bool { return !d.After(turn) }); err != nil {
+			t.Fatalf("hour %d: no timer at the turn: %v", hour, err)
+		}
+		clock.Set(turn)
+		for renewedA() < hour && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if n := renewedA(); n != hour {
+			t.Fatalf("at start+%dh: %d certificates of account A renewed, want %d: one a turn", hour, n, hour)
+		}
+		if hour == nA {
+			select {
+			case err := <-renewed:
+				renewed <- err
+			case <-ctx.Done():
+				t.Fatal("RenewAll did not return after the last turn")
+			}
+		}
+	}
+}

@@ -89,6 +89,7 @@ type renewState struct {
 	index  int       // in the scheduler's queue, when queued
 	queued bool
 	busy   bool // a goroutine is working on it (then it is not queued)
+	parked bool // its forced renewal waits in the round for its turn under the CA's rate limits
 
 	renewing    bool
 	lastRenewal time.Time
@@ -117,6 +118,8 @@ type forceRound struct {
 	pending int
 	done    chan struct{}
 	entries []*entry
+	next    int      // entries[next:] may wait for a worker to take them
+	parked  parkHeap // those waiting for their turn under the CA's rate limits
 }
 
 func newScheduler(s *settings, certs []*certificate) *scheduler {
@@ -345,10 +348,26 @@ func (s *scheduler) startLocked(ctx context.Context, e *entry) {
 }
 
 // work does what is due for e, forced renewals asked meanwhile included,
-// then queues e again.
+// then queues e again; then, while a forced round has certificates
+// waiting for a worker, it takes them in turn (see nextForced).
 func (s *scheduler) work(ctx context.Context, e *entry) {
+	for e != nil {
+		s.workOn(ctx, e)
+		e = s.nextForced()
+	}
+	s.mu.Lock()
+	s.active--
+	s.closeIfIdleLocked()
+	s.mu.Unlock()
+	s.poke()
+}
+
+// workOn does what is due for e, forced renewals asked meanwhile
+// included, then queues e again.
+func (s *scheduler) workOn(ctx context.Context, e *entry) {
 	for {
 		s.mu.Lock()
+		e.rs.parked = false // taken, by whichever worker
 		force, fctx := e.rs.force, e.rs.forceCtx
 		e.rs.force, e.rs.forceCtx = false, nil
 		s.mu.Unlock()
@@ -356,18 +375,102 @@ func (s *scheduler) work(ctx context.Context, e *entry) {
 		s.tick(ctx, e, force, fctx)
 
 		s.mu.Lock()
-		if e.rs.force {
+		if e.rs.force && !e.rs.parked {
 			s.mu.Unlock()
 			continue
 		}
 		e.rs.busy = false
-		s.active--
 		s.planLocked(e, s.clock.Now())
-		s.closeIfIdleLocked()
 		s.mu.Unlock()
-		s.poke()
 		return
 	}
+}
+
+// nextForced takes, and returns, the next certificate of the forced round
+// that waits for a worker: the next not started, else the one parked with
+// the earliest turn under the CA's rate limits, once that turn comes (or
+// the round's context ends). It returns nil when none is left, so that a
+// round runs on at most maxWorkers goroutines whatever its size, and a
+// certificate waiting for its turn holds no worker while others can go.
+func (s *scheduler) nextForced() *entry {
+	for {
+		s.mu.Lock()
+		if e := s.nextForcedLocked(); e != nil {
+			s.mu.Unlock()
+			return e
+		}
+		r := s.forced
+		for r != nil && len(r.parked) > 0 && (!r.parked[0].e.rs.parked || r.parked[0].e.rs.busy) {
+			heap.Pop(&r.parked) // taken meanwhile (the loop started it at its turn)
+		}
+		if r == nil || len(r.parked) == 0 {
+			s.mu.Unlock()
+			return nil
+		}
+		p := r.parked[0]
+		now := s.clock.Now()
+		fctx := p.e.rs.forceCtx
+		if !p.at.After(now) || fctx.Err() != nil {
+			heap.Pop(&r.parked)
+			s.takeLocked(p.e)
+			s.mu.Unlock()
+			return p.e
+		}
+		s.mu.Unlock()
+		t := s.clock.NewTimer(p.at.Sub(now))
+		select {
+		case <-t.C():
+		case <-fctx.Done():
+		}
+		t.Stop()
+	}
+}
+
+// nextForcedLocked takes, and returns, the next certificate of the forced
+// round not started yet; nil when none is left.
+func (s *scheduler) nextForcedLocked() *entry {
+	r := s.forced
+	if r == nil {
+		return nil
+	}
+	for r.next < len(r.entries) {
+		e := r.entries[r.next]
+		r.next++
+		if e.rs.force && !e.rs.busy && !e.rs.parked {
+			s.takeLocked(e)
+			return e
+		}
+	}
+	return nil
+}
+
+// takeLocked takes e off the queue for a worker.
+func (s *scheduler) takeLocked(e *entry) {
+	if e.rs.queued {
+		heap.Remove(&s.queue, e.rs.index)
+	}
+	e.rs.busy = true
+}
+
+// parkedEntry is a certificate of a forced round waiting for its turn
+// under the CA's rate limits, at.
+type parkedEntry struct {
+	e  *entry
+	at time.Time
+}
+
+// parkHeap orders the parked certificates of a round by their turn.
+type parkHeap []parkedEntry
+
+func (h parkHeap) Len() int           { return len(h) }
+func (h parkHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h parkHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *parkHeap) Push(x any)        { *h = append(*h, x.(parkedEntry)) }
+func (h *parkHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // tick does what is due for e. A forced renewal runs under fctx, the
@@ -431,10 +534,33 @@ func (s *scheduler) tick(ctx context.Context, e *entry, force bool, fctx context
 	// CA can exempt the order from rate limits.
 	req.replaces = d.reason == reasonARI && !d.at.After(now)
 
-	err := s.attempt(wctx, octx, e, req, force)
+	err := s.attempt(wctx, octx, e, req, false)
+	if force && errors.Is(err, ErrPaced) {
+		if fctx.Err() != nil {
+			err = fmt.Errorf("%w: waiting for the CA's rate limits: %w", ErrObtain, fctx.Err())
+		} else if s.park(e, fctx) {
+			return // its turn comes later: the round takes it up then
+		}
+	}
 	if force {
 		s.forcedDone(e, err)
 	}
+}
+
+// park keeps e, whose forced renewal waits for its turn under the CA's
+// rate limits, in its round until that turn: a worker of the round (or
+// the loop, at the time planned) takes it up then. It reports false when
+// no round holds e.
+func (s *scheduler) park(e *entry, fctx context.Context) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.forced
+	if r == nil || e.rs.forced == nil || !e.rs.forced.Finished.IsZero() {
+		return false
+	}
+	e.rs.force, e.rs.forceCtx, e.rs.parked = true, fctx, true
+	heap.Push(&r.parked, parkedEntry{e, e.rs.pace.at})
+	return true
 }
 
 // startupAll loads the stored certificate of every entry and serves it,
@@ -795,9 +921,18 @@ func (s *scheduler) force(ctx context.Context) *forceRound {
 	for _, e := range round.entries {
 		e.rs.force, e.rs.forceCtx = true, ctx
 		e.rs.forced = &ForcedRenewal{Requested: now}
-		if !e.rs.busy {
-			s.startLocked(ctx, e)
+	}
+	// At most maxWorkers goroutines, whatever the number of certificates:
+	// each worker, once done, takes the next certificate of the round
+	// that waits (nextForcedLocked); a busy certificate's own worker sees
+	// its forced renewal.
+	for s.active < maxWorkers {
+		e := s.nextForcedLocked()
+		if e == nil {
+			break
 		}
+		s.active++
+		go s.work(ctx, e)
 	}
 	return round
 }

@@ -75,7 +75,10 @@ func (p *Provider) RenewalStatus() []RenewalStatus {
 		if rs.loaded && !c.local() && !rs.due.at.IsZero() {
 			st.NextRenewal, st.Reason = rs.due.at, rs.due.reason
 		}
-		if p := rs.pace; !p.at.IsZero() && !p.at.Before(st.NextRenewal) {
+		// A turn later than the renewal planned, or that of a forced
+		// renewal (due now, whatever was planned).
+		forcing := rs.forced != nil && rs.forced.Finished.IsZero()
+		if p := rs.pace; !p.at.IsZero() && (forcing || !p.at.Before(st.NextRenewal)) {
 			st.NextRenewal, st.Reason, st.RateLimit = p.at, reasonRateLimit, p.limit
 		}
 		cur := c.current()
