@@ -4,11 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -42,30 +39,16 @@ const scaleDNS = "scalebench-dns"
 
 func init() {
 	autocert.RegisterProvider(scaleDNS, autocert.DNSProviderFunc(func(autocert.Options) (challenge.Provider, error) {
-		return scaleNoDNS{}, nil
+		return scalecerts.NoDNS{}, nil
 	}))
 }
 
-type scaleNoDNS struct{}
-
-func (scaleNoDNS) Present(domain, token, keyAuth string) error {
-	return fmt.Errorf("scale benchmark: no DNS")
-}
-func (scaleNoDNS) CleanUp(domain, token, keyAuth string) error { return nil }
-
-// scaleSizes returns the numbers of certificates of the benchmarks.
+// scaleSizes returns the numbers of certificates of the benchmarks
+// (scalecerts.Sizes).
 func scaleSizes(b *testing.B) []int {
-	env := os.Getenv("AUTOCERT_SCALE_SIZES")
-	if env == "" {
-		return []int{100, 1_000, 10_000, 100_000}
-	}
-	var sizes []int
-	for _, f := range strings.Split(env, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			b.Fatalf("AUTOCERT_SCALE_SIZES: %q is not a size", f)
-		}
-		sizes = append(sizes, n)
+	sizes, err := scalecerts.Sizes()
+	if err != nil {
+		b.Fatal(err)
 	}
 	return sizes
 }
