@@ -168,7 +168,7 @@ func (cfg *Config) legoConfig(ctx context.Context, st Storage) (*User, *lego.Con
 	return user, &lego.Config{
 		CADirURL:   cfg.CADirURL,
 		User:       user,
-		UserAgent:  "autocert/" + Version,
+		UserAgent:  userAgent,
 		HTTPClient: newACMEHTTPClient(roots),
 		Certificate: lego.CertificateConfig{
 			KeyType: keyType,
@@ -244,24 +244,21 @@ func (c *certificate) client(ctx context.Context, is *issuerSlot) (*lego.Client,
 	if kt, ok := legoKeyType(c.cfg.CertificateKeyType); ok {
 		cfg.Certificate.KeyType = kt
 	}
-	hc := *a.legoCfg.HTTPClient // lego wraps the client's transport: give it a copy
-	base := hc.Transport
+	base := a.legoCfg.HTTPClient.Transport
 	if base == nil {
 		base = http.DefaultTransport
 	}
 	if c.progress != nil {
 		base = progressTransport{base, c}
 	}
-	hc.Transport = boundTransport{base, ctx}
-	cfg.HTTPClient = &hc
+	cfg.HTTPClient = boundClient(a.legoCfg.HTTPClient, base, ctx)
 	cfg.User = a.user
 	client, err := lego.NewClient(&cfg)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("ACME directory %s: %w", cfg.CADirURL, ctx.Err())
 		}
-		var unknown x509.UnknownAuthorityError
-		if errors.As(err, &unknown) || strings.Contains(err.Error(), "certificate signed by unknown authority") {
+		if unknownAuthority(err) {
 			return nil, &caSideError{fmt.Errorf("ACME directory %s: %w (for a private CA, set ca_certs to the PEM file of the root that signs its HTTPS certificate)", cfg.CADirURL, err)}
 		}
 		return nil, &caSideError{fmt.Errorf("ACME directory %s: %w", cfg.CADirURL, err)}
@@ -292,6 +289,25 @@ func (c *certificate) client(ctx context.Context, is *issuerSlot) (*lego.Client,
 		}
 	}
 	return client, nil
+}
+
+// unknownAuthority reports whether err says the CA's HTTPS certificate
+// is not signed by a trusted root (a private CA without ca_certs).
+func unknownAuthority(err error) bool {
+	var unknown x509.UnknownAuthorityError
+	return errors.As(err, &unknown) || strings.Contains(err.Error(), "certificate signed by unknown authority")
+}
+
+// userAgent is the User-Agent of autocert's requests to a CA.
+const userAgent = "autocert/" + Version
+
+// boundClient returns a copy of hc sending its requests through base
+// under ctx. Each lego client gets its own copy: lego wraps the transport
+// of the client it is given.
+func boundClient(hc *http.Client, base http.RoundTripper, ctx context.Context) *http.Client {
+	bound := *hc
+	bound.Transport = boundTransport{base, ctx}
+	return &bound
 }
 
 // boundTransport sends the requests of a lego client under ctx.

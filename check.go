@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -251,7 +250,7 @@ func (k *checker) certificate(ctx context.Context, name string, cfg *Config) boo
 		k.localFiles(ctx, c, add)
 		return !failed
 	}
-	k.issuers(ctx, issuersOf(cfg), add)
+	k.issuers(ctx, cfg.issuerConfigs(), add)
 	c, err := newCertificate(name, cfg, nil, k.s, nil)
 	if err != nil {
 		add(CheckStep{Step: CheckStepDNSProvider, Verdict: CheckFail, Detail: strings.TrimPrefix(err.Error(), name+": "),
@@ -282,39 +281,10 @@ func (k *checker) localFiles(ctx context.Context, c *certificate, add func(Check
 	}
 }
 
-// issuerSettings are the settings of one CA of a certificate, all that
-// Check's steps on that CA read.
-type issuerSettings struct {
-	dirURL     string
-	caCerts    []string // PEM files of the roots of its HTTPS
-	eab        bool     // eab_kid is set
-	profile    string   // "" for the CA's default
-	accountKey string   // acme_key_path
-	email      string
-}
-
-// issuersOf returns the CAs of a certificate, in the order they are
-// tried (its issuers, or the single CA of its keys); cfg is a validated,
-// merged block.
-func issuersOf(cfg *Config) []issuerSettings {
-	var out []issuerSettings
-	for _, ic := range cfg.issuerConfigs() {
-		out = append(out, issuerSettings{
-			dirURL:     ic.CADirURL,
-			caCerts:    ic.CACerts,
-			eab:        ic.EABKid != "",
-			profile:    ic.Profile,
-			accountKey: ic.ACMEKeyPath,
-			email:      ic.Email,
-		})
-	}
-	return out
-}
-
 // issuers checks the CAs of a certificate. With several, a CA that fails
 // is only a warning while another passes (an order falls back to the next
 // issuer), and each step names its issuer.
-func (k *checker) issuers(ctx context.Context, list []issuerSettings, add func(CheckStep)) {
+func (k *checker) issuers(ctx context.Context, list []*Config, add func(CheckStep)) {
 	if len(list) == 1 {
 		k.issuer(ctx, list[0], add)
 		return
@@ -329,7 +299,7 @@ func (k *checker) issuers(ctx context.Context, list []issuerSettings, add func(C
 	}
 	for i, group := range steps {
 		for _, st := range group {
-			st.Detail = fmt.Sprintf("issuers[%d] (%s): %s", i, list[i].dirURL, st.Detail)
+			st.Detail = fmt.Sprintf("issuers[%d] (%s): %s", i, list[i].CADirURL, st.Detail)
 			if st.Verdict == CheckFail && passing > 0 {
 				st.Verdict = CheckWarn
 				st.Detail += "; orders fall back to the next issuer that passes"
@@ -340,8 +310,8 @@ func (k *checker) issuers(ctx context.Context, list []issuerSettings, add func(C
 }
 
 // issuer checks one CA of a certificate: directory, EAB, profile, account.
-func (k *checker) issuer(ctx context.Context, is issuerSettings, add func(CheckStep)) {
-	key := strings.Join(append([]string{is.dirURL, is.accountKey}, is.caCerts...), "\x00")
+func (k *checker) issuer(ctx context.Context, is *Config, add func(CheckStep)) {
+	key := strings.Join(append([]string{is.CADirURL, is.ACMEKeyPath}, is.CACerts...), "\x00")
 	found, ok := k.seen[key]
 	if !ok {
 		found = k.reach(ctx, is)
@@ -357,11 +327,11 @@ func (k *checker) issuer(ctx context.Context, is issuerSettings, add func(CheckS
 	meta, acct := found.meta, found.acct
 
 	switch {
-	case !meta.ExternalAccountRequired && is.eab:
+	case !meta.ExternalAccountRequired && is.EABKid != "":
 		add(CheckStep{Step: CheckStepEAB, Verdict: CheckOK, Detail: "eab_kid set; the CA does not require External Account Binding"})
 	case !meta.ExternalAccountRequired:
 		add(CheckStep{Step: CheckStepEAB, Verdict: CheckOK, Detail: "not required by the CA"})
-	case is.eab:
+	case is.EABKid != "":
 		add(CheckStep{Step: CheckStepEAB, Verdict: CheckOK, Detail: "required by the CA; eab_kid and eab_hmac set"})
 	case acct.found:
 		add(CheckStep{Step: CheckStepEAB, Verdict: CheckOK, Detail: "required by the CA for new accounts; the account exists, so none is needed"})
@@ -372,18 +342,18 @@ func (k *checker) issuer(ctx context.Context, is issuerSettings, add func(CheckS
 	}
 
 	list := strings.Join(slices.Sorted(maps.Keys(meta.Profiles)), ", ")
-	switch checkProfile(is.profile, meta.Profiles) {
+	switch checkProfile(is.Profile, meta.Profiles) {
 	case profileNotOffered:
-		add(CheckStep{Step: CheckStepProfile, Verdict: CheckFail, Detail: fmt.Sprintf("profile %q is not offered by the CA", is.profile),
+		add(CheckStep{Step: CheckStepProfile, Verdict: CheckFail, Detail: fmt.Sprintf("profile %q is not offered by the CA", is.Profile),
 			Fix: "set profile to one the CA offers: " + list})
 	case profileNoneOffer:
-		add(CheckStep{Step: CheckStepProfile, Verdict: CheckWarn, Detail: fmt.Sprintf("profile %q set, but the CA offers no profiles: it issues with its default, or refuses the order", is.profile),
+		add(CheckStep{Step: CheckStepProfile, Verdict: CheckWarn, Detail: fmt.Sprintf("profile %q set, but the CA offers no profiles: it issues with its default, or refuses the order", is.Profile),
 			Fix: "remove profile, or use a CA that offers it"})
 	case profileOffered:
-		if is.profile == "" {
+		if is.Profile == "" {
 			add(CheckStep{Step: CheckStepProfile, Verdict: CheckOK, Detail: "none set: the CA's default"})
 		} else {
-			add(CheckStep{Step: CheckStepProfile, Verdict: CheckOK, Detail: fmt.Sprintf("%q offered", is.profile)})
+			add(CheckStep{Step: CheckStepProfile, Verdict: CheckOK, Detail: fmt.Sprintf("%q offered", is.Profile)})
 		}
 	}
 	add(acct.step)
@@ -391,8 +361,8 @@ func (k *checker) issuer(ctx context.Context, is issuerSettings, add func(CheckS
 
 // reach reads the directory of is's CA and looks up the account of its
 // key there.
-func (k *checker) reach(ctx context.Context, is issuerSettings) issuerFound {
-	roots, err := caCertPool(is.caCerts)
+func (k *checker) reach(ctx context.Context, is *Config) issuerFound {
+	roots, err := caCertPool(is.CACerts)
 	if err != nil {
 		return issuerFound{dir: CheckStep{Step: CheckStepDirectory, Verdict: CheckFail, Detail: err.Error(),
 			Fix: "ca_certs must name PEM files of the roots that sign the CA's HTTPS certificate"}}
@@ -401,11 +371,10 @@ func (k *checker) reach(ctx context.Context, is issuerSettings) issuerFound {
 	defer hc.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, directoryTimeout)
 	defer cancel()
-	meta, err := fetchDirectoryMeta(ctx, hc, is.dirURL)
+	meta, err := fetchDirectoryMeta(ctx, hc, is.CADirURL)
 	if err != nil {
 		fix := "check ca_dir_url and that this host reaches it (network, firewall, HTTPS proxy variables)"
-		var unknown x509.UnknownAuthorityError
-		if errors.As(err, &unknown) || strings.Contains(err.Error(), "certificate signed by unknown authority") {
+		if unknownAuthority(err) {
 			fix = "for a private CA, set ca_certs to the PEM file of the root that signs its HTTPS certificate"
 		}
 		return issuerFound{dir: CheckStep{Step: CheckStepDirectory, Verdict: CheckFail, Detail: err.Error(), Fix: fix}}
@@ -415,7 +384,7 @@ func (k *checker) reach(ctx context.Context, is issuerSettings) issuerFound {
 		offered = "profiles offered: " + strings.Join(slices.Sorted(maps.Keys(meta.Profiles)), ", ")
 	}
 	return issuerFound{
-		dir:  CheckStep{Step: CheckStepDirectory, Verdict: CheckOK, Detail: is.dirURL + " reachable; " + offered},
+		dir:  CheckStep{Step: CheckStepDirectory, Verdict: CheckOK, Detail: is.CADirURL + " reachable; " + offered},
 		meta: meta,
 		acct: k.account(ctx, hc, is),
 	}
@@ -430,28 +399,26 @@ type accountLookup struct {
 // account looks up the ACME account of is's account key at its CA without
 // creating it (newAccount with onlyReturnExisting); a key that does not
 // exist is not created.
-func (k *checker) account(ctx context.Context, hc *http.Client, is issuerSettings) accountLookup {
-	data, err := k.s.storage.Load(ctx, is.accountKey)
+func (k *checker) account(ctx context.Context, hc *http.Client, is *Config) accountLookup {
+	data, err := k.s.storage.Load(ctx, is.ACMEKeyPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return accountLookup{step: CheckStep{Step: CheckStepAccount, Verdict: CheckOK,
-			Detail: fmt.Sprintf("no account yet: one will be registered at the first obtain (account key %s does not exist yet)", is.accountKey)}}
+			Detail: fmt.Sprintf("no account yet: one will be registered at the first obtain (account key %s does not exist yet)", is.ACMEKeyPath)}}
 	}
 	if err != nil {
 		return accountLookup{step: CheckStep{Step: CheckStepAccount, Verdict: CheckFail,
-			Detail: fmt.Sprintf("%v %s: %v", ErrAccountKey, is.accountKey, err), Fix: "check the storage and the permissions of acme_key_path"}}
+			Detail: fmt.Sprintf("%v %s: %v", ErrAccountKey, is.ACMEKeyPath, err), Fix: "check the storage and the permissions of acme_key_path"}}
 	}
-	key, err := parseAccountKeyFile(is.accountKey, data)
+	key, err := parseAccountKeyFile(is.ACMEKeyPath, data)
 	if err != nil {
 		return accountLookup{step: CheckStep{Step: CheckStepAccount, Verdict: CheckFail, Detail: err.Error(),
 			Fix: "point acme_key_path at the account's key; moving the file away makes a new key, hence a new account, at the first obtain"}}
 	}
-	user := &User{Email: is.email, Key: key}
+	user := &User{Email: is.Email, Key: key}
 	lc := lego.NewConfig(user)
-	lc.CADirURL = is.dirURL
-	lc.UserAgent = "autocert/" + Version
-	bound := *hc // lego wraps the client's transport: give it a copy
-	bound.Transport = boundTransport{hc.Transport, ctx}
-	lc.HTTPClient = &bound
+	lc.CADirURL = is.CADirURL
+	lc.UserAgent = userAgent
+	lc.HTTPClient = boundClient(hc, hc.Transport, ctx)
 	fail := func(err error) accountLookup {
 		return accountLookup{step: CheckStep{Step: CheckStepAccount, Verdict: CheckFail,
 			Detail: "looking up the ACME account: " + err.Error(), Fix: "check that the CA answers ACME requests at ca_dir_url; try again later if it is busy"}}
@@ -464,7 +431,7 @@ func (k *checker) account(ctx context.Context, hc *http.Client, is issuerSetting
 	if reg, err = client.Registration.ResolveAccountByKey(); err != nil {
 		if accountGone(err) {
 			return accountLookup{step: CheckStep{Step: CheckStepAccount, Verdict: CheckOK,
-				Detail: fmt.Sprintf("no account of key %s at this CA yet: one will be registered at the first obtain", is.accountKey)}}
+				Detail: fmt.Sprintf("no account of key %s at this CA yet: one will be registered at the first obtain", is.ACMEKeyPath)}}
 		}
 		return fail(err)
 	}

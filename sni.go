@@ -293,16 +293,6 @@ func (x *sniIndex) main() *tls.Certificate {
 
 func (x *sniIndex) isServed(p int32) bool { return x.served[p] != nil }
 
-// newSNISnapshot indexes the names of certs, given in configured order
-// (main first; nil for a provider without a certificate). The main
-// certificate is certs[0], or the first certificate present when main has
-// none yet. Where two certificates hold the same name, the first keeps it.
-func newSNISnapshot(certs []*tls.Certificate) *sniSnapshot {
-	var x sniIndex
-	x.reset(certs)
-	return x.snap.Load()
-}
-
 // certSNINames returns the names of cert that GetCert can match, as
 // parseSNIName reads them, sorted, each once.
 func certSNINames(cert *tls.Certificate) []sniName {

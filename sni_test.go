@@ -836,3 +836,13 @@ func (c *certificate) setCert(cert *tls.Certificate) {
 	defer c.serveMu.Unlock()
 	c.publishLocked(cert)
 }
+
+// newSNISnapshot indexes the names of certs, given in configured order
+// (main first; nil for a provider without a certificate). The main
+// certificate is certs[0], or the first certificate present when main has
+// none yet. Where two certificates hold the same name, the first keeps it.
+func newSNISnapshot(certs []*tls.Certificate) *sniSnapshot {
+	var x sniIndex
+	x.reset(certs)
+	return x.snap.Load()
+}
